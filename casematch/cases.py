@@ -1,0 +1,248 @@
+"""The case model every part of casematch shares, and its neutral JSONL form.
+
+A `Case` is one past support conversation: a Slack swarm thread, a helpdesk ticket, or a
+line of JSONL. Sources produce cases; the index stores them; a search returns `Match`es
+that point at them. All three are frozen so they can be cached and shared freely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One cleaned message of a case (a Slack reply, a ticket comment)."""
+
+    text: str
+    author: str = ""
+    author_id: str = ""
+    created_at: datetime | None = None
+    # False for helpdesk internal notes: they may help matching but are never displayed.
+    public: bool = True
+    is_bot: bool = False
+    reactions: tuple[str, ...] = ()
+    ts: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Who may see a case. Private cases keep the member ids of their channel."""
+
+    private: bool = False
+    members: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"private": self.private, "members": list(self.members)}
+
+
+PUBLIC = Visibility()
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A past support case: what was asked, and what fixed it."""
+
+    id: str
+    problem: str
+    source: str = "jsonl"
+    title: str = ""
+    resolution: str = ""
+    resolved: bool = False
+    url: str = ""
+    created_at: datetime | None = None
+    resolved_at: datetime | None = None
+    channel: str = ""
+    visibility: Visibility = PUBLIC
+    tags: tuple[str, ...] = ()
+    messages: tuple[Message, ...] = ()
+    # Text that helps matching but must never be shown (e.g. ticket internal notes).
+    hidden_text: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def display_title(self) -> str:
+        return self.title or first_sentence(self.problem)
+
+    def search_text(self) -> str:
+        """What the encoder and the lexical index see for this case."""
+        parts = [self.title] if self.title and not self.problem.startswith(self.title) else []
+        parts += [self.problem, self.resolution, self.hidden_text]
+        return "\n\n".join(p for p in parts if p)
+
+    def content_hash(self) -> str:
+        """Changes exactly when the text the index depends on changes."""
+        return hashlib.sha256(self.search_text().encode("utf-8")).hexdigest()[:32]
+
+    def to_dict(self) -> dict[str, Any]:
+        return case_to_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One search result. `rank` starts at 1; `score` is higher for closer cases."""
+
+    case: Case
+    score: float
+    rank: int
+    snippet: str = ""
+    # Near-identical cases folded into this one (the same recurring incident).
+    duplicates: tuple[str, ...] = ()
+    last_seen: datetime | None = None
+
+    @property
+    def url(self) -> str:
+        return self.case.url
+
+    @property
+    def seen(self) -> int:
+        return 1 + len(self.duplicates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": round(self.score, 4),
+            "id": self.case.id,
+            "title": self.case.display_title,
+            "snippet": self.snippet,
+            "url": self.url,
+            "seen": self.seen,
+            "last_seen": _iso(self.last_seen),
+            "duplicates": list(self.duplicates),
+            "case": case_to_dict(self.case, public_only=True),
+        }
+
+
+def first_sentence(text: str, limit: int = 120) -> str:
+    """The first sentence or line of `text`, cut to `limit` characters on a word boundary."""
+    line = text.strip().split("\n", 1)[0].strip()
+    for stop in (". ", "? ", "! "):
+        cut = line.find(stop)
+        if 0 < cut < limit:
+            line = line[: cut + 1]
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return line
+
+
+# ---- the neutral JSONL case format -------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """ISO 8601 strings, Unix seconds (int, float or numeric string) -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError(f"not a date: {value!r}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _message_to_dict(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"text": message.text}
+    for f in fields(Message):
+        value = getattr(message, f.name)
+        if f.name == "text" or value == f.default:
+            continue
+        out[f.name] = _iso(value) if isinstance(value, datetime) else (
+            list(value) if isinstance(value, tuple) else value
+        )
+    return out
+
+
+def case_to_dict(case: Case, *, public_only: bool = False) -> dict[str, Any]:
+    """The JSONL form of a case. `public_only` drops what must never be displayed."""
+    messages = [m for m in case.messages if m.public or not public_only]
+    out: dict[str, Any] = {
+        "id": case.id,
+        "source": case.source,
+        "title": case.title,
+        "problem": case.problem,
+        "resolution": case.resolution,
+        "resolved": case.resolved,
+        "url": case.url,
+        "created_at": _iso(case.created_at),
+        "resolved_at": _iso(case.resolved_at),
+        "channel": case.channel,
+        "visibility": case.visibility.to_dict(),
+        "tags": list(case.tags),
+        "messages": [_message_to_dict(m) for m in messages],
+    }
+    if case.hidden_text and not public_only:
+        out["hidden_text"] = case.hidden_text
+    if case.extra:
+        out["extra"] = dict(case.extra)
+    return out
+
+
+def case_from_dict(data: Mapping[str, Any], *, id_prefix: str = "") -> Case:
+    """Build a case from its JSONL form. Raises ValueError naming a missing or bad field."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+    for key in ("id", "problem"):
+        if key not in data or data[key] in (None, ""):
+            raise ValueError(f"missing required field {key!r}")
+    if not isinstance(data["problem"], str):
+        raise ValueError("field 'problem' must be a string")
+    resolution = str(data.get("resolution") or "")
+    visibility = data.get("visibility") or {}
+    if isinstance(visibility, str):
+        visibility = {"private": visibility == "private"}
+    messages = tuple(
+        Message(
+            text=str(m.get("text", "")),
+            author=str(m.get("author", "")),
+            author_id=str(m.get("author_id", "")),
+            created_at=parse_datetime(m.get("created_at")),
+            public=bool(m.get("public", True)),
+            is_bot=bool(m.get("is_bot", False)),
+            reactions=tuple(m.get("reactions", ())),
+            ts=str(m.get("ts", "")),
+        )
+        for m in data.get("messages") or ()
+    )
+    return Case(
+        id=f"{id_prefix}{data['id']}",
+        source=str(data.get("source") or "jsonl"),
+        title=str(data.get("title") or ""),
+        problem=data["problem"],
+        resolution=resolution,
+        resolved=bool(data.get("resolved", bool(resolution))),
+        url=str(data.get("url") or ""),
+        created_at=parse_datetime(data.get("created_at")),
+        resolved_at=parse_datetime(data.get("resolved_at")),
+        channel=str(data.get("channel") or data.get("group") or ""),
+        visibility=Visibility(
+            private=bool(visibility.get("private", False)),
+            members=tuple(str(m) for m in visibility.get("members", ())),
+        ),
+        tags=tuple(str(t) for t in data.get("tags") or ()),
+        messages=messages,
+        hidden_text=str(data.get("hidden_text") or ""),
+        extra=dict(data.get("extra") or {}),
+    )
+
+
+def case_to_json(case: Case) -> str:
+    return json.dumps(case_to_dict(case), ensure_ascii=False)

@@ -1,0 +1,61 @@
+"""Shared fixtures: a fake encoder for index mechanics, the real model for ranking."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from casematch.cases import Case
+
+
+class FakeEncoder:
+    """Bag of hashed words: deterministic, instant, and similar texts share words.
+
+    Good enough to test index mechanics; ranking quality is asserted with the real model.
+    """
+
+    name = "fake-bag-of-words"
+    dimension = 64
+
+    def __init__(self, window_words: int = 50) -> None:
+        self.window_words = window_words
+        self.encoded: list[str] = []
+
+    def chunk(self, text: str) -> list[str]:
+        words = text.split()
+        if len(words) <= self.window_words:
+            return [text]
+        step = self.window_words
+        return [" ".join(words[i : i + step]) for i in range(0, len(words), step)]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.encoded.extend(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension
+                out[row, bucket] += 1.0
+            norm = np.linalg.norm(out[row])
+            out[row] = out[row] / norm if norm else out[row]
+        return out
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture(scope="session")
+def real_encoder():  # type: ignore[no-untyped-def]
+    from casematch.embedding import load_encoder
+
+    return load_encoder("default")
+
+
+def make_case(case_id: str, problem: str, resolution: str = "", **kwargs: object) -> Case:
+    return Case(id=case_id, problem=problem, resolution=resolution,
+                resolved=kwargs.pop("resolved", bool(resolution)), **kwargs)  # type: ignore[arg-type]
