@@ -1,0 +1,404 @@
+"""Zendesk tickets -> cases, from API pages, incremental export pages or NDJSON exports.
+
+Accepted shapes (detected by content, not by file name):
+
+- an API page ``{"tickets": [...], "next_page": ...}``, optionally with side-loaded
+  ``users``, ``groups`` and ``comments`` (each comment carrying ``ticket_id``);
+- an incremental export page ``{"tickets": [...], "after_cursor": ..., "end_of_stream": ...}``;
+- NDJSON, one ticket per line, each with its ``comments`` (the full JSON export);
+- a single ticket ``{"ticket": {...}}``, a bare ticket object, or a JSON list of tickets;
+- a folder of any of these. Beside the ticket files, ``users.json``, ``groups.json``,
+  ``<stem>.comments.json`` and ``comments/<ticket_id>.json`` (the response of
+  ``GET /api/v2/tickets/{id}/comments.json``) add users, group names and comments.
+
+Every file is read before the first case is built: incremental pages repeat a ticket each
+time it changes (the newest ``updated_at`` wins) and side-loaded data may sit in any file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from casematch.cases import PUBLIC, Case, Message, parse_datetime
+from casematch.errors import InputError
+from casematch.sources import ReadOptions, ReadReport
+from casematch.text import html_to_text, strip_email_noise
+
+RESOLVED_STATUSES = frozenset({"solved", "closed"})
+AGENT_ROLES = frozenset({"agent", "admin"})
+FALLBACK_SUBDOMAIN = "zendesk"
+_SUFFIXES = (".json", ".ndjson", ".jsonl")
+_SIDE_NAMES = frozenset({"users.json", "groups.json"})
+# Keys only a ticket has; a comments-only or users-only document has none of them.
+_TICKET_KEYS = frozenset({"subject", "raw_subject", "description", "status", "requester_id"})
+_EXPECTED = 'not a Zendesk ticket file: expected {"tickets": [...]} or one ticket per line'
+
+Json = dict[str, Any]
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
+    """Yield one case per ticket (resolved or not); bad tickets and lines go to `report`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "no such file or directory")
+    if path.is_dir():
+        ticket_files, side_files = _folder_files(path)
+        if not ticket_files:
+            raise InputError(path, "no Zendesk ticket files (*.json, *.ndjson, *.jsonl) here")
+    else:
+        ticket_files, side_files = [path], _sibling_files(path)
+    collected = _Collected()
+    for file in side_files:
+        collected.read_file(file, report, alone=False, side=True)
+    for file in ticket_files:
+        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False)
+    yield from collected.cases(options, report)
+
+
+def _folder_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    tickets: list[Path] = []
+    side: list[Path] = []
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and file.suffix in _SUFFIXES:
+            is_side = file.name in _SIDE_NAMES or file.name.endswith(".comments.json")
+            (side if is_side else tickets).append(file)
+    if (folder / "comments").is_dir():
+        side += sorted((folder / "comments").glob("*.json"))
+    return tickets, side
+
+
+def _sibling_files(file: Path) -> list[Path]:
+    names = [*sorted(_SIDE_NAMES), f"{file.stem}.comments.json"]
+    side = [file.parent / name for name in names if name != file.name]
+    side = [f for f in side if f.is_file()]
+    if (file.parent / "comments").is_dir():
+        side += sorted((file.parent / "comments").glob("*.json"))
+    return side
+
+
+def _comments_owner(file: Path) -> str | None:
+    """A comments file's ticket id from its name: comments/123.json, 123.comments.json."""
+    stem = file.name.removesuffix(".json").removesuffix(".comments")
+    return stem if stem.isdigit() else None
+
+
+@dataclass
+class _Collected:
+    """Everything read from the files, before any case is built."""
+
+    # "<subdomain>:<ticket id>" -> latest ticket object; insertion order = first seen.
+    tickets: dict[str, Json] = field(default_factory=dict)
+    users: dict[str, Json] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    # ticket id -> comment id -> comment, so the same comment from two files counts once.
+    comments: dict[str, dict[str, Json]] = field(default_factory=dict)
+
+    def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool) -> None:
+        try:
+            text = file.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+            if alone:
+                raise InputError(file, problem) from exc
+            report.problem(file, problem + "; file skipped")
+            return
+        except OSError as exc:
+            if alone:
+                raise InputError(file, f"cannot read: {exc.strerror or exc}") from exc
+            report.problem(file, f"cannot read: {exc.strerror or exc}")
+            return
+        values = _parse_json_or_ndjson(text, file, report)
+        if values is None:
+            return
+        kinds = []
+        for line, value in values:
+            where = f"{file}:{line}" if line else str(file)
+            kinds.append(self._add_document(value, where, _comments_owner(file), report))
+            if kinds[-1] == "unknown" and line and not side:
+                report.problem(where, "not a ticket object; line skipped")
+        # A file that holds no ticket at all is the wrong input, not a damaged one; in a
+        # folder, a users-only or comments-only file under another name is fine.
+        if "tickets" in kinds:
+            return
+        if alone and not side:
+            raise InputError(file, _EXPECTED if values else "empty file")
+        if "unknown" in kinds and not values[0][0]:
+            expected = "expected users, groups or comments" if side else _EXPECTED
+            report.problem(file, f"{expected}; file skipped")
+
+    def _add_document(self, doc: Any, where: str, owner: str | None, report: ReadReport) -> str:
+        kind = _document_kind(doc)
+        if kind == "unknown":
+            return kind
+        if isinstance(doc, list):
+            for index, ticket in enumerate(doc):
+                self._add_ticket(ticket, f"{where} [{index}]", report)
+            return kind
+        self._add_side_data(doc, where, owner, report)
+        if isinstance(doc.get("tickets"), list):
+            for index, ticket in enumerate(doc["tickets"]):
+                self._add_ticket(ticket, f"{where} tickets[{index}]", report)
+        elif isinstance(doc.get("ticket"), dict):
+            self._add_ticket(doc["ticket"], where, report)
+        elif kind == "tickets":
+            self._add_ticket(doc, where, report)
+        return kind
+
+    def _add_ticket(self, ticket: Any, where: str, report: ReadReport) -> None:
+        if not isinstance(ticket, dict):
+            report.problem(where, "ticket is not a JSON object; skipped")
+            report.skip("invalid ticket")
+            return
+        if ticket.get("id") in (None, ""):
+            report.problem(where, "ticket has no id; skipped")
+            report.skip("no ticket id")
+            return
+        key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
+        previous = self.tickets.get(key)
+        # Incremental exports repeat a ticket on every change: keep the newest version. On
+        # equal or missing timestamps the later occurrence wins, as it would in the API.
+        if previous is None or not _is_older(ticket, previous):
+            self.tickets[key] = ticket
+
+    def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
+        for user in _objects(doc.get("users")):
+            self.users[str(user.get("id"))] = user
+        for group in _objects(doc.get("groups")):
+            self.groups[str(group.get("id"))] = str(group.get("name") or "")
+        comments = doc.get("comments")
+        if isinstance(comments, list) and not (_TICKET_KEYS & doc.keys()):
+            by_ticket: dict[str, list[Any]] = {}
+            for comment in _objects(comments):
+                ticket_id = comment.get("ticket_id") or owner
+                if ticket_id is None:
+                    report.problem(where, "comment without ticket_id; name the file "
+                                          "comments/<ticket_id>.json")
+                    report.skip("comment without ticket")
+                    continue
+                by_ticket.setdefault(str(ticket_id), []).append(comment)
+            for ticket_id, found in by_ticket.items():
+                self._add_comments(ticket_id, found)
+        elif comments is None and _is_comments_by_ticket(doc):
+            # {"123": [...]} or {"123": {"comments": [...]}}: one entry per ticket.
+            for ticket_id, value in doc.items():
+                items = value.get("comments") if isinstance(value, dict) else value
+                self._add_comments(ticket_id, _objects(items))
+
+    def _add_comments(self, ticket_id: str, comments: list[Any]) -> None:
+        _merge_comments(self.comments.setdefault(ticket_id, {}), comments)
+
+    def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
+        for key, ticket in self.tickets.items():
+            if ticket.get("status") == "deleted":
+                report.skip("deleted")
+                continue
+            # Side-loaded comments plus those embedded in the (newest) ticket object.
+            merged = dict(self.comments.get(str(ticket["id"]), {}))
+            _merge_comments(merged, ticket.get("comments"))
+            comments = list(merged.values())
+            case = _ticket_case(key, ticket, comments, self, options)
+            if case is None:
+                report.skip("no description")
+                continue
+            yield case
+
+
+def _parse_json_or_ndjson(
+    text: str, file: Path, report: ReadReport
+) -> list[tuple[int, Any]] | None:
+    """[(line, value)]: line 0 for a whole JSON document, else the NDJSON line number."""
+    if file.suffix not in (".ndjson", ".jsonl"):
+        try:
+            return [(0, json.loads(text))] if text.strip() else []
+        except json.JSONDecodeError as whole:
+            if not _looks_like_ndjson(text):
+                report.problem(f"{file}:{whole.lineno}",
+                               f"invalid JSON ({whole.msg}, column {whole.colno}); file skipped")
+                return None
+    values: list[tuple[int, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            values.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            report.problem(f"{file}:{number}",
+                           f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+            report.skip("invalid line")
+    return values
+
+
+def _merge_comments(known: dict[str, Json], comments: Any) -> None:
+    for comment in _objects(comments):
+        known[str(comment.get("id") or f"#{len(known)}")] = comment
+
+
+def _looks_like_ndjson(text: str) -> bool:
+    # Pretty-printed JSON has at most a stray line that parses on its own (a last, compact
+    # list item); NDJSON starts with one, or has many even when its first line is damaged.
+    lines = [line for line in text.splitlines() if line.strip()]
+    if lines and _parses_as_object(lines[0]):
+        return True
+    return sum(1 for line in lines[:50] if _parses_as_object(line)) >= 2
+
+
+def _parses_as_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _document_kind(doc: Any) -> str:
+    """'tickets' (holds tickets), 'side' (users/groups/comments only) or 'unknown'."""
+    if isinstance(doc, list):
+        return "tickets" if doc and all(isinstance(t, dict) and _TICKET_KEYS & t.keys()
+                                        for t in doc) else "unknown"
+    if not isinstance(doc, dict):
+        return "unknown"
+    if isinstance(doc.get("tickets"), list) or isinstance(doc.get("ticket"), dict):
+        return "tickets"
+    if _TICKET_KEYS & doc.keys():
+        return "tickets"
+    if any(isinstance(doc.get(k), list) for k in ("users", "groups", "comments")):
+        return "side"
+    return "side" if _is_comments_by_ticket(doc) else "unknown"
+
+
+def _is_comments_by_ticket(doc: Json) -> bool:
+    return bool(doc) and all(
+        key.isdigit() and isinstance(value, list | dict) for key, value in doc.items()
+    )
+
+
+def _objects(value: Any) -> list[Json]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> Json:
+    return value if isinstance(value, dict) else {}
+
+
+def _subdomain(url: Any) -> str:
+    """'https://acme.zendesk.com/api/v2/tickets/1.json' -> 'acme'; anything else -> fallback."""
+    host = urlparse(url).hostname if isinstance(url, str) else None
+    if host and host.endswith(".zendesk.com") and host.count(".") == 2:
+        return host.split(".", 1)[0]
+    return FALLBACK_SUBDOMAIN
+
+
+def _date(value: Any) -> datetime | None:
+    try:
+        return parse_datetime(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def _is_older(new: Json, old: Json) -> bool:
+    new_at, old_at = _date(new.get("updated_at")), _date(old.get("updated_at"))
+    return new_at is not None and old_at is not None and new_at < old_at
+
+
+def _str_id(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _ticket_case(
+    key: str, ticket: Json, comments: list[Json], data: _Collected, options: ReadOptions
+) -> Case | None:
+    subdomain, ticket_id = key.rsplit(":", 1)
+    requester = _str_id(ticket.get("requester_id"))
+    if comments and all(_date(c.get("created_at")) for c in comments):
+        comments.sort(key=lambda c: _date(c.get("created_at")) or _EPOCH)
+
+    def is_agent(author_id: str) -> bool:
+        role = data.users.get(author_id, {}).get("role")
+        if role:
+            return role in AGENT_ROLES
+        # Roles unknown (no users side-loaded): whoever is not the requester answered.
+        return bool(author_id) and author_id != requester
+
+    messages: list[Message] = []
+    for comment in comments:
+        author_id = _str_id(comment.get("author_id"))
+        via = _mapping(comment.get("via"))
+        # Requesters write from mail clients (quotes, signatures); agents' web replies are
+        # left alone so their code samples ('> ' prompts, '--' flags) survive.
+        emailish = not is_agent(author_id) or via.get("channel") == "email"
+        messages.append(Message(
+            text=_comment_text(comment, email=emailish),
+            author=str(data.users.get(author_id, {}).get("name") or ""),
+            author_id=author_id,
+            created_at=_date(comment.get("created_at")),
+            public=comment.get("public") is not False,
+            ts=_str_id(comment.get("id")),
+        ))
+    public = [m for m in messages if m.public and m.text]
+    if comments:
+        # The description is the first comment's text, even when that comment is an
+        # internal note, so with comments at hand it is never used on its own.
+        problem = public[0].text if public else ""
+    else:
+        problem = _clean(str(ticket.get("description") or ""), email=True)
+        if problem:
+            messages.append(Message(problem, author_id=requester, ts="",
+                                    author=str(data.users.get(requester, {}).get("name") or ""),
+                                    created_at=_date(ticket.get("created_at"))))
+    if not problem:
+        return None
+
+    status = ticket.get("status")
+    resolved = status in RESOLVED_STATUSES
+    # Only a solved ticket's last agent reply is "what fixed it"; an open ticket's is a
+    # question in progress. Never the problem message itself, never an internal note.
+    answers = [m for m in public[1:] if is_agent(m.author_id)]
+    resolution = answers[-1].text if resolved and answers else ""
+    resolved_at = None
+    if resolved:
+        metrics = _mapping(ticket.get("metric_set"))
+        resolved_at = _date(ticket.get("solved_at") or metrics.get("solved_at")
+                            or ticket.get("updated_at"))
+    hidden = ""
+    if options.include_internal_notes:
+        hidden = "\n\n".join(m.text for m in messages if not m.public and m.text)
+    group_id = _str_id(ticket.get("group_id"))
+    known = subdomain != FALLBACK_SUBDOMAIN
+    return Case(
+        id=f"zendesk:{key}",
+        source="zendesk",
+        title=str(ticket.get("subject") or ticket.get("raw_subject") or ""),
+        problem=problem,
+        resolution=resolution,
+        resolved=resolved,
+        url=f"https://{subdomain}.zendesk.com/agent/tickets/{ticket_id}" if known else "",
+        created_at=_date(ticket.get("created_at")),
+        resolved_at=resolved_at,
+        channel=data.groups.get(group_id) or (f"group {group_id}" if group_id else ""),
+        visibility=PUBLIC,
+        tags=tuple(str(t) for t in ticket.get("tags") or ()),
+        messages=tuple(messages),
+        hidden_text=hidden,
+        extra={k: ticket[k] for k in ("status", "priority", "type") if ticket.get(k) is not None},
+    )
+
+
+def _comment_text(comment: Json, *, email: bool) -> str:
+    html = comment.get("html_body")
+    if isinstance(html, str) and html.strip():
+        return _clean(html_to_text(html), email=email)
+    return _clean(str(comment.get("plain_body") or comment.get("body") or ""), email=email)
+
+
+def _clean(text: str, *, email: bool) -> str:
+    text = text.strip()
+    if not email:
+        return text
+    # A message that is nothing but a quote or signature keeps its text rather than vanish.
+    return strip_email_noise(text) or text
