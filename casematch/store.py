@@ -1,0 +1,255 @@
+"""The SQLite half of an index generation: cases, their chunks, and a lexical index.
+
+FAISS holds one vector per chunk under the chunk's integer id; this file maps those ids
+back to cases and keeps everything needed to display and filter them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from casematch.cases import Case, case_from_dict, case_to_dict
+from casematch.errors import IndexFormatError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cases (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    resolved INTEGER NOT NULL,
+    private INTEGER NOT NULL,
+    created_at REAL,
+    resolved_at REAL,
+    content_hash TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_tags (
+    case_rowid INTEGER NOT NULL REFERENCES cases(rowid) ON DELETE CASCADE,
+    tag TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS case_tags_tag ON case_tags(tag);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    case_rowid INTEGER NOT NULL REFERENCES cases(rowid) ON DELETE CASCADE,
+    field TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_case ON chunks(case_rowid);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCase:
+    rowid: int
+    case: Case
+
+
+class CaseStore:
+    """One generation's SQLite file. Read-only unless created for writing."""
+
+    def __init__(self, path: Path, *, create: bool = False) -> None:
+        self.path = path
+        if not create and not path.is_file():
+            raise IndexFormatError(f"{path}: missing; the index is incomplete, rebuild it")
+        uri = f"file:{path}?mode={'rwc' if create else 'ro'}"
+        # check_same_thread off: a Slack responder serves searches from worker threads;
+        # every use is a short read of an immutable generation.
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            if create:
+                self._db.executescript(SCHEMA)
+            self._db.execute("SELECT count(*) FROM cases").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise IndexFormatError(f"{path}: not a casematch case store ({exc})") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- writing (only while a new generation is being built) ---------------------------
+
+    def add_case(self, case: Case, content_hash: str) -> int:
+        """Insert or replace a case by id; returns its rowid. Replacing drops old chunks."""
+        old = self._db.execute("SELECT rowid FROM cases WHERE id = ?", (case.id,)).fetchone()
+        if old:
+            self.delete_rowids([old[0]])
+        cursor = self._db.execute(
+            "INSERT INTO cases (source, channel, resolved, private, created_at,"
+            " resolved_at, data, id, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (*self._columns(case), case.id, content_hash),
+        )
+        rowid = int(cursor.lastrowid or 0)
+        self._db.executemany(
+            "INSERT INTO case_tags (case_rowid, tag) VALUES (?, ?)",
+            [(rowid, tag) for tag in case.tags],
+        )
+        return rowid
+
+    def update_case(self, rowid: int, case: Case) -> bool:
+        """Refresh what is displayed and filtered on; text and chunks stay as they are.
+
+        Returns whether anything differed from what was stored.
+        """
+        columns = self._columns(case)
+        old = self._db.execute("SELECT data FROM cases WHERE rowid = ?", (rowid,)).fetchone()
+        if old and old[0] == columns[-1]:
+            return False
+        self._db.execute(
+            "UPDATE cases SET source = ?, channel = ?, resolved = ?, private = ?,"
+            " created_at = ?, resolved_at = ?, data = ? WHERE rowid = ?",
+            (*columns, rowid),
+        )
+        self._db.execute("DELETE FROM case_tags WHERE case_rowid = ?", (rowid,))
+        self._db.executemany(
+            "INSERT INTO case_tags (case_rowid, tag) VALUES (?, ?)",
+            [(rowid, tag) for tag in case.tags],
+        )
+        return True
+
+    @staticmethod
+    def _columns(case: Case) -> tuple[Any, ...]:
+        return (
+            case.source,
+            case.channel,
+            int(case.resolved),
+            int(case.visibility.private),
+            case.created_at.timestamp() if case.created_at else None,
+            case.resolved_at.timestamp() if case.resolved_at else None,
+            json.dumps(case_to_dict(case), ensure_ascii=False),
+        )
+
+    def add_chunks(self, case_rowid: int, field: str, texts: Sequence[str]) -> list[int]:
+        ids = []
+        for text in texts:
+            cursor = self._db.execute(
+                "INSERT INTO chunks (case_rowid, field, text) VALUES (?, ?, ?)",
+                (case_rowid, field, text),
+            )
+            ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def delete_rowids(self, rowids: Iterable[int]) -> list[int]:
+        """Delete cases by rowid; returns the chunk ids that went with them."""
+        rowids = list(rowids)
+        marks = ",".join("?" * len(rowids))
+        chunk_ids = [
+            row[0]
+            for row in self._db.execute(
+                f"SELECT id FROM chunks WHERE case_rowid IN ({marks})", rowids
+            )
+        ]
+        self._db.execute(f"DELETE FROM chunks WHERE case_rowid IN ({marks})", rowids)
+        self._db.execute(f"DELETE FROM case_tags WHERE case_rowid IN ({marks})", rowids)
+        self._db.execute(f"DELETE FROM cases WHERE rowid IN ({marks})", rowids)
+        return chunk_ids
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    # ---- reading ------------------------------------------------------------------------
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def count(self, *, resolved_only: bool = False) -> int:
+        sql = "SELECT count(*) FROM cases" + (" WHERE resolved = 1" if resolved_only else "")
+        return int(self._db.execute(sql).fetchone()[0])
+
+    def chunk_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk ids, their case rowids), sorted by chunk id, for id -> case lookups."""
+        rows = self._db.execute("SELECT id, case_rowid FROM chunks ORDER BY id").fetchall()
+        array = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return array[:, 0].copy(), array[:, 1].copy()
+
+    def cases_by_rowid(self, rowids: Sequence[int]) -> dict[int, Case]:
+        if not rowids:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._db.execute(
+            f"SELECT rowid, data FROM cases WHERE rowid IN ({marks})", list(rowids)
+        )
+        return {rowid: case_from_dict(json.loads(data)) for rowid, data in rows}
+
+    def case_by_id(self, case_id: str) -> Case | None:
+        row = self._db.execute("SELECT data FROM cases WHERE id = ?", (case_id,)).fetchone()
+        return case_from_dict(json.loads(row[0])) if row else None
+
+    def hashes(self) -> dict[str, tuple[int, str]]:
+        """case id -> (rowid, content hash), to find what changed on an update."""
+        rows = self._db.execute("SELECT id, rowid, content_hash FROM cases")
+        return {case_id: (rowid, digest) for case_id, rowid, digest in rows}
+
+    def chunk_rows(self, case_rowid: int) -> list[tuple[int, str, str]]:
+        """(chunk id, field, text) of one case, in order."""
+        return self._db.execute(
+            "SELECT id, field, text FROM chunks WHERE case_rowid = ? ORDER BY id", (case_rowid,)
+        ).fetchall()
+
+    def iter_cases(self) -> Iterator[StoredCase]:
+        for rowid, data in self._db.execute("SELECT rowid, data FROM cases ORDER BY rowid"):
+            yield StoredCase(rowid, case_from_dict(json.loads(data)))
+
+    def filtered_rowids(
+        self,
+        *,
+        resolved_only: bool,
+        sources: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> np.ndarray:
+        """Rowids of the cases that pass every filter (filters are ANDed, values ORed)."""
+        where, params = [], []  # type: ignore[var-annotated]
+        if resolved_only:
+            where.append("resolved = 1")
+        for column, values in (("source", sources), ("channel", channels)):
+            if values:
+                where.append(f"{column} IN ({','.join('?' * len(values))})")
+                params.extend(values)
+        if tags:
+            where.append(
+                "rowid IN (SELECT case_rowid FROM case_tags"
+                f" WHERE tag IN ({','.join('?' * len(tags))}))"
+            )
+            params.extend(tags)
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("created_at <= ?")
+            params.append(until)
+        sql = "SELECT rowid FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+        return np.array([r[0] for r in self._db.execute(sql, params)], dtype=np.int64)
+
+    def stats(self) -> dict[str, Any]:
+        by_source = dict(
+            self._db.execute("SELECT source, count(*) FROM cases GROUP BY source").fetchall()
+        )
+        by_channel = dict(
+            self._db.execute(
+                "SELECT channel, count(*) FROM cases WHERE channel != '' GROUP BY channel"
+            ).fetchall()
+        )
+        return {
+            "cases": self.count(),
+            "resolved": self.count(resolved_only=True),
+            "chunks": int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]),
+            "by_source": by_source,
+            "by_channel": by_channel,
+        }

@@ -1,0 +1,170 @@
+"""Index mechanics with a fake encoder: generations, reuse, atomicity, bad indexes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FakeEncoder, make_case
+
+from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
+from casematch.index import CURRENT, CaseIndex, IndexWriter
+from casematch.search import Filters
+
+CASES = [
+    make_case("a", "VPN tunnel drops every hour", "Raise the IKE lifetime", channel="it"),
+    make_case("b", "Printer on floor 3 jams", "Replace the fuser", channel="facilities"),
+    make_case("c", "Outlook keeps asking for password", "Reset the credential manager",
+              channel="it", tags=("email",)),
+    make_case("d", "VPN cannot connect from hotel wifi", resolved=False, channel="it"),
+]
+
+
+def build(path: Path, encoder: FakeEncoder, cases=CASES, **kwargs):  # type: ignore[no-untyped-def]
+    return CaseIndex.build(cases, path, encoder=encoder, **kwargs)
+
+
+def test_build_open_round_trip(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    _, result = build(tmp_path / "idx", fake_encoder)
+    assert (result.added, result.skipped_unresolved, result.embedded) == (3, 1, 3)
+    reopened = CaseIndex.open(tmp_path / "idx", encoder=fake_encoder)
+    assert len(reopened) == 3
+    assert reopened.get("c") == CASES[2]
+    assert reopened.get("d") is None  # unresolved cases are not indexed by default
+    [top] = reopened.search("vpn tunnel drops", k=1)
+    assert (top.case.id, top.rank, top.snippet) == ("a", 1, "Raise the IKE lifetime")
+    manifest = json.loads((tmp_path / "idx" / reopened.generation / "manifest.json").read_text())
+    assert manifest["model"] == "fake-bag-of-words"
+    assert manifest["dimension"] == 64
+    assert (manifest["cases"], manifest["chunks"], manifest["format"]) == (3, 3, 1)
+
+
+def test_opening_with_another_model_says_which_model(tmp_path: Path,
+                                                     fake_encoder: FakeEncoder) -> None:
+    build(tmp_path / "idx", fake_encoder)
+    with pytest.raises(ModelMismatchError, match="built with model 'fake-bag-of-words'"):
+        CaseIndex.open(tmp_path / "idx", model="some/other-model")
+
+
+def test_rebuild_embeds_only_what_changed(tmp_path: Path) -> None:
+    first = FakeEncoder()
+    build(tmp_path / "idx", first)
+    second = FakeEncoder()
+    changed = [*CASES[:2], make_case("c", "Outlook asks for the password again",
+                                     "Reset the credential manager"),
+               make_case("e", "Badge reader offline", "Power-cycle the controller")]
+    index, result = build(tmp_path / "idx", second, cases=changed)
+    assert (result.added, result.updated, result.unchanged, result.deleted) == (1, 1, 2, 0)
+    assert second.encoded == [changed[2].search_text(), changed[3].search_text()]
+    assert {m.case.id for m in index.search("outlook password badge vpn printer", k=10)} == {
+        "a", "b", "c", "e"}
+
+
+def test_cases_missing_from_a_full_build_are_deleted(tmp_path: Path,
+                                                     fake_encoder: FakeEncoder) -> None:
+    build(tmp_path / "idx", fake_encoder)
+    index, result = build(tmp_path / "idx", fake_encoder, cases=CASES[:1])
+    assert result.deleted == 2
+    assert len(index) == 1
+    assert [m.case.id for m in index.search("printer outlook vpn", k=5)] == ["a"]
+
+
+def test_nothing_changed_writes_no_generation(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    first, _ = build(tmp_path / "idx", fake_encoder)
+    again, result = build(tmp_path / "idx", fake_encoder)
+    assert not result.changed
+    assert again.generation == first.generation
+
+
+def test_metadata_change_is_written_without_embedding(tmp_path: Path) -> None:
+    build(tmp_path / "idx", FakeEncoder())
+    encoder = FakeEncoder()
+    moved = [make_case("a", CASES[0].problem, CASES[0].resolution, channel="network"),
+             *CASES[1:]]
+    index, result = build(tmp_path / "idx", encoder, cases=moved)
+    assert (result.refreshed, result.embedded, encoder.encoded) == (1, 0, [])
+    assert index.get("a").channel == "network"  # type: ignore[union-attr]
+
+
+def test_update_upserts_and_deletes(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    index, _ = build(tmp_path / "idx", fake_encoder)
+    newer, result = index.update([make_case("f", "Laptop fan is loud", "Clean the vents")],
+                                 delete=["b"])
+    assert (result.added, result.deleted) == (1, 1)
+    assert newer.get("f") is not None and newer.get("b") is None
+    # The generation opened before the update keeps answering.
+    assert index.search("printer jams", k=1)[0].case.id == "b"
+
+
+def test_generations_are_pruned_to_current_and_previous(tmp_path: Path,
+                                                        fake_encoder: FakeEncoder) -> None:
+    for n in range(4):
+        build(tmp_path / "idx", fake_encoder, cases=CASES[: n + 1] if n < 3 else CASES[:1])
+    generations = sorted(p.name for p in (tmp_path / "idx").glob("g*"))
+    assert generations == ["g000003", "g000004"]
+    assert (tmp_path / "idx" / CURRENT).read_text().strip() == "g000004"
+
+
+def test_failure_mid_build_leaves_the_old_index_serving(tmp_path: Path,
+                                                        fake_encoder: FakeEncoder) -> None:
+    build(tmp_path / "idx", fake_encoder)
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield CASES[0]
+        raise RuntimeError("source died")
+
+    with pytest.raises(RuntimeError):
+        build(tmp_path / "idx", fake_encoder, cases=broken())
+    index = CaseIndex.open(tmp_path / "idx", encoder=fake_encoder)
+    assert len(index) == 3
+    assert not list((tmp_path / "idx").glob(".tmp-*"))
+
+
+def test_second_writer_is_refused(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    build(tmp_path / "idx", fake_encoder)
+    with IndexWriter(tmp_path / "idx", fake_encoder), pytest.raises(
+        IndexLockedError, match="another casematch process is writing"
+    ):
+        build(tmp_path / "idx", fake_encoder)
+
+
+def test_long_text_is_chunked_and_scores_by_best_chunk(tmp_path: Path) -> None:
+    encoder = FakeEncoder(window_words=10)
+    long_case = make_case("long", "intro words here " * 10 + "kerberos ticket expired",
+                          "Sync the clock")
+    index, result = build(tmp_path / "idx", encoder, cases=[long_case, *CASES[:2]])
+    assert result.embedded > 3
+    assert index.search("kerberos ticket expired", k=1)[0].case.id == "long"
+    assert [m.case.id for m in index.search("kerberos", k=3)].count("long") == 1
+
+
+def test_filters_are_applied_inside_retrieval(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    index, _ = build(tmp_path / "idx", fake_encoder, include_unresolved=True)
+    # The printer case is the only one in its channel; it must come back even though the
+    # query is closest to the VPN cases.
+    facilities = Filters(channels=("facilities",))
+    only_facilities = index.search("vpn tunnel drops", k=2, filters=facilities)
+    assert [m.case.id for m in only_facilities] == ["b"]
+    assert [m.case.id for m in index.search("x", filters=Filters(tags=("email",)))] == ["c"]
+    assert "d" not in {m.case.id for m in index.search("vpn hotel wifi", k=4)}
+    unresolved_too = index.search("vpn hotel wifi", k=1, filters=Filters(resolved_only=False))
+    assert unresolved_too[0].case.id == "d"
+    assert index.search("vpn", filters=Filters(channels=("nowhere",))) == []
+
+
+@pytest.mark.parametrize("damage", ["manifest", "vectors", "sqlite", "current"])
+def test_damaged_index_gives_a_clear_error(tmp_path: Path, fake_encoder: FakeEncoder,
+                                           damage: str) -> None:
+    index, _ = build(tmp_path / "idx", fake_encoder)
+    gen = tmp_path / "idx" / index.generation
+    target = {"manifest": gen / "manifest.json", "vectors": gen / "vectors.faiss",
+              "sqlite": gen / "cases.sqlite", "current": tmp_path / "idx" / CURRENT}[damage]
+    target.write_bytes(b"\x00garbage" if damage != "current" else b"g999999\n")
+    with pytest.raises(IndexFormatError, match=str(target.name)):
+        CaseIndex.open(tmp_path / "idx", encoder=fake_encoder)
+
+
+def test_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(IndexFormatError, match="build one with `casematch index"):
+        CaseIndex.open(tmp_path / "none")
