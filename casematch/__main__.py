@@ -1,0 +1,3 @@
+from casematch.cli import main
+
+main()

@@ -1,0 +1,187 @@
+"""The `casematch` command: each command parses, makes one library call, renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from casematch import __version__, render
+from casematch.cases import Case, parse_datetime
+from casematch.config import Settings
+from casematch.errors import CasematchError
+from casematch.index import CaseIndex
+from casematch.search import Filters
+from casematch.sources import FORMATS, ReadReport, read_source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Group(click.Group):
+    """Library errors become one clear line on stderr and exit code 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CasematchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    return Settings.load(ctx.obj.get("config") if ctx.obj else None, **overrides)
+
+
+def index_option(func: F) -> F:
+    return click.option(
+        "--index", "index_path", type=click.Path(path_type=Path),
+        help="Index directory. Default: $CASEMATCH_INDEX, then ./casematch-index.",
+    )(func)
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="casematch")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="casematch.toml to read (default: $CASEMATCH_CONFIG, then ./casematch.toml).")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Find the past resolved support cases most like a new one.
+
+    Build an index from Slack exports, Zendesk exports or JSONL cases with
+    `casematch index`, then ask it with `casematch query`.
+    """
+    ctx.obj = {"config": config}
+
+
+@cli.command("index")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Source format; detected from each source when not given.")
+@click.option("--include-unresolved", is_flag=True,
+              help="Also index unresolved cases (searches still suggest resolved ones only).")
+@click.option("--model", help="sentence-transformers model name or local folder.")
+@click.option("--slack-domain",
+              help="Workspace domain for permalinks, e.g. acme or acme.slack.com.")
+@click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
+@json_option
+@click.pass_context
+def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | None,
+              fmt: str | None, include_unresolved: bool, model: str | None,
+              slack_domain: str | None, full: bool, as_json: bool) -> None:
+    """Build (or refresh) an index from SOURCES: export folders, .zip, .json, .ndjson, .jsonl.
+
+    The new index replaces the old one atomically; unchanged cases are not re-embedded.
+    """
+    settings = _settings(ctx, index_path=index_path, model=model, slack_domain=slack_domain)
+    report = ReadReport()
+    cases: list[Case] = []
+    for source in sources:
+        cases.extend(read_source(source, format=fmt, options=settings.read_options,
+                                 report=report))
+    if not any(c.resolved for c in cases) and not include_unresolved:
+        raise click.ClickException(
+            f"no resolved cases in {', '.join(map(str, sources))}: nothing to index "
+            "(the existing index is unchanged; --include-unresolved indexes them anyway)"
+        )
+    _, result = CaseIndex.build(
+        cases, settings.index_path, model=settings.model,
+        include_unresolved=include_unresolved, reuse=not full,
+        progress=sys.stderr.isatty() and not as_json,
+    )
+    if as_json:
+        click.echo(json.dumps({"read": report.to_dict(), "index": result.to_dict(),
+                               "path": str(settings.index_path)}, indent=2))
+        return
+    click.echo(f"Read {report.read} cases: {report.resolved} resolved, "
+               f"{report.read - report.resolved} unresolved.")
+    if report.skipped:
+        skipped = ", ".join(f"{why} {n}" for why, n in report.skipped.most_common())
+        click.echo(f"Skipped: {skipped}.")
+    for problem in report.problems[:10]:
+        click.echo(f"Problem: {problem}", err=True)
+    if len(report.problems) > 10:
+        click.echo(f"... and {len(report.problems) - 10} more problems", err=True)
+    click.echo(
+        f"Index {settings.index_path} ({result.generation}): added {result.added}, "
+        f"updated {result.updated}, deleted {result.deleted}, unchanged {result.unchanged}; "
+        f"embedded {result.embedded} texts in {result.seconds:.1f} s."
+    )
+
+
+def _read_query(text: str) -> str:
+    query = sys.stdin.read() if text == "-" else text
+    if not query.strip():
+        raise click.UsageError("the case text is empty")
+    return query
+
+
+def _date(value: str | None) -> datetime | None:
+    try:
+        return parse_datetime(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+@cli.command("query")
+@click.argument("text")
+@index_option
+@click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="How many cases to return.")
+@click.option("--source", "sources", multiple=True, help="Only this source (slack, zendesk, ...).")
+@click.option("--channel", "channels", multiple=True, help="Only this channel or group.")
+@click.option("--tag", "tags", multiple=True, help="Only cases with this tag.")
+@click.option("--since", help="Only cases created on or after this date (YYYY-MM-DD).")
+@click.option("--until", help="Only cases created on or before this date.")
+@click.option("--model", help="Model to query with (must be the one the index was built with).")
+@json_option
+@click.pass_context
+def query_cmd(ctx: click.Context, text: str, index_path: Path | None, k: int,
+              sources: tuple[str, ...], channels: tuple[str, ...], tags: tuple[str, ...],
+              since: str | None, until: str | None, model: str | None, as_json: bool) -> None:
+    """Print the past resolved cases closest to TEXT (`-` reads the case from stdin)."""
+    settings = _settings(ctx, index_path=index_path, model=model)
+    query = _read_query(text)
+    filters = Filters(sources=sources, channels=channels, tags=tags,
+                      since=_date(since), until=_date(until))
+    with CaseIndex.open(settings.index_path, model=settings.model,
+                        device=settings.device) as index:
+        matches = index.search(query, k=k, filters=filters)
+    click.echo(render.to_json(matches, query=query) if as_json
+               else render.to_text(matches, query=" ".join(query.split())), nl=not as_json)
+    if as_json:
+        click.echo()
+
+
+@cli.command("stats")
+@index_option
+@json_option
+@click.pass_context
+def stats_cmd(ctx: click.Context, index_path: Path | None, as_json: bool) -> None:
+    """Describe an index: model, counts by source and channel, build time."""
+    settings = _settings(ctx, index_path=index_path)
+    with CaseIndex.open(settings.index_path) as index:
+        stats = index.stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    click.echo(f"Index {stats['path']} ({stats['generation']}), built {stats['built_at']}")
+    click.echo(f"Model: {stats['model']} ({stats['dimension']} dimensions)")
+    click.echo(f"Cases: {stats['cases']} ({stats['resolved']} resolved), "
+               f"{stats['chunks']} vectors")
+    for name, count in sorted(stats["by_source"].items()):
+        click.echo(f"  source {name}: {count}")
+    for name, count in sorted(stats["by_channel"].items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {name}: {count}")
+
+
+def main() -> None:
+    cli(prog_name="casematch")

@@ -1,0 +1,97 @@
+"""`Match`es -> terminal text, JSON, and Slack Block Kit. Shared by the CLI and Slack.
+
+Only public content is rendered: helpdesk internal notes and `hidden_text` never appear.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from casematch.cases import Match
+
+# Cosine similarity of all-MiniLM-L6-v2 vectors, in words an agent understands.
+CLOSENESS = ((0.80, "very close"), (0.65, "close"), (0.50, "related"))
+
+
+def closeness(score: float) -> str:
+    for floor, word in CLOSENESS:
+        if score >= floor:
+            return word
+    return "loosely related"
+
+
+def _where_when(match: Match) -> str:
+    case = match.case
+    where = f"#{case.channel}" if case.source == "slack" and case.channel else case.channel
+    parts = [p for p in (where or case.source, _date(match)) if p]
+    if match.seen > 1:
+        last = match.last_seen.date().isoformat() if match.last_seen else ""
+        parts.append(f"seen {match.seen} times" + (f", last on {last}" if last else ""))
+    return " · ".join(parts)
+
+
+def _date(match: Match) -> str:
+    when = match.case.resolved_at or match.case.created_at
+    return when.date().isoformat() if when else ""
+
+
+def to_text(matches: Sequence[Match], *, query: str | None = None) -> str:
+    """Human-readable ranked list, for a terminal."""
+    if not matches:
+        return "No similar resolved cases found."
+    lines = [f"Closest past cases for: {query}", ""] if query else []
+    for match in matches:
+        lines.append(f"{match.rank}. {match.case.display_title}")
+        lines.append(
+            f"   {_where_when(match)} · {closeness(match.score)} ({match.score:.2f})"
+        )
+        if match.snippet:
+            lines.append(f"   Resolution: {match.snippet}")
+        elif not match.case.resolved:
+            lines.append("   (not resolved)")
+        lines.append(f"   {match.url or match.case.id}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def to_json(matches: Sequence[Match], *, query: str | None = None) -> str:
+    payload: dict[str, Any] = {"query": query, "matches": [m.to_dict() for m in matches]}
+    return json.dumps(payload, ensure_ascii=False, indent=2)
+
+
+def _mrkdwn_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_blocks(matches: Sequence[Match], *, heading: str | None = None) -> list[dict[str, Any]]:
+    """Slack Block Kit blocks: one section per match, with a context line of where/when."""
+    blocks: list[dict[str, Any]] = []
+    if heading:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": heading}})
+    for match in matches:
+        title = _mrkdwn_escape(match.case.display_title)
+        title = f"<{match.url}|{title}>" if match.url else f"*{title}*"
+        body = f"{title}\n{_mrkdwn_escape(match.snippet)}" if match.snippet else title
+        blocks.append({
+            "type": "section",
+            "block_id": f"match-{match.rank}",
+            "text": {"type": "mrkdwn", "text": body[:3000]},
+        })
+        blocks.append({
+            "type": "context",
+            "elements": [{
+                "type": "mrkdwn",
+                "text": _mrkdwn_escape(f"{_where_when(match)} · {closeness(match.score)}"),
+            }],
+        })
+    return blocks
+
+
+def to_fallback_text(matches: Sequence[Match]) -> str:
+    """Plain text for notifications and clients that do not render blocks."""
+    if not matches:
+        return "No similar resolved cases found."
+    titles = "; ".join(m.case.display_title for m in matches)
+    return f"Similar resolved cases: {titles}"
