@@ -24,7 +24,14 @@ def closeness(score: float) -> str:
 
 def _where_when(match: Match) -> str:
     case = match.case
-    where = f"#{case.channel}" if case.source == "slack" and case.channel else case.channel
+    if case.source == "slack" and case.channel:
+        where = f"#{case.channel}"
+    elif case.source == "zendesk":
+        # Without side-loaded group names the reader only knows "group <id>": say "Zendesk".
+        named = case.channel if case.channel and not case.channel.startswith("group ") else ""
+        where = f"Zendesk #{case.id.rsplit(':', 1)[-1]}" + (f" ({named})" if named else "")
+    else:
+        where = case.channel
     parts = [p for p in (where or case.source, _date(match)) if p]
     if match.seen > 1:
         last = match.last_seen.date().isoformat() if match.last_seen else ""
@@ -95,3 +102,39 @@ def to_fallback_text(matches: Sequence[Match]) -> str:
         return "No similar resolved cases found."
     titles = "; ".join(m.case.display_title for m in matches)
     return f"Similar resolved cases: {titles}"
+
+
+NO_MATCH_NOTE = "No close match among past resolved cases."
+FEEDBACK_ACTIONS = (("casematch_helpful", "Helpful"), ("casematch_not_relevant", "Not relevant"))
+
+
+def to_blocks_with_feedback(
+    matches: Sequence[Match], values: Sequence[str], *, heading: str | None = None
+) -> list[dict[str, Any]]:
+    """`to_blocks`, plus "Helpful" / "Not relevant" buttons under each match.
+
+    `values[i]` is the button value for `matches[i]` (what the click handler needs to
+    record the vote; at most 2,000 characters, a Slack limit).
+    """
+    blocks = to_blocks(matches, heading=heading)
+    out: list[dict[str, Any]] = []
+    rank = 0
+    for block in blocks:
+        out.append(block)
+        if block["type"] == "context" and rank < len(matches):
+            out.append({
+                "type": "actions",
+                "block_id": f"feedback-{matches[rank].rank}",
+                "elements": [
+                    {"type": "button", "action_id": action,
+                     "text": {"type": "plain_text", "text": label}, "value": values[rank]}
+                    for action, label in FEEDBACK_ACTIONS
+                ],
+            })
+            rank += 1
+    return out
+
+
+def to_note_blocks(text: str) -> list[dict[str, Any]]:
+    """One context line: for "no close match" and acknowledgements."""
+    return [{"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn_escape(text)}]}]

@@ -94,10 +94,23 @@ def is_substantive(text: str) -> bool:
     return not (_THANKS.match(stripped) and len(stripped) < 60)
 
 
+# Intake forms (Workflow Builder, helpdesk bots) post labelled fields; the problem field
+# says far more than the first line, which is usually "Customer: ...".
+_PROBLEM_FIELD = re.compile(
+    r"^[*_]*(?:problem|issue|summary|subject|question)[*_]*\s*:[*_]*\s*(.*)$", re.IGNORECASE
+)
+
+
 def title_of(problem: str) -> str:
-    """A short title: the first sentence, past a greeting line and code fences."""
+    """A short title: a form's problem field, else the first sentence past a greeting."""
     lines = [line.strip().strip("`").strip() for line in problem.strip().split("\n")]
     lines = [line for line in lines if line]
+    for number, line in enumerate(lines):
+        field = _PROBLEM_FIELD.match(line)
+        if field:
+            value = field.group(1) or (lines[number + 1] if number + 1 < len(lines) else "")
+            if value:
+                return first_sentence(value)
     while len(lines) > 1 and _GREETING.fullmatch(lines[0]):
         lines.pop(0)
     return first_sentence("\n".join(lines))

@@ -19,7 +19,17 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   . .venv/bin/activate
 fi
 
-pip_quiet() { python -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" >&2 || true; }
+# pip's output only when it fails: editable-install and index warnings are noise here.
+pip_quiet() {
+  local log
+  log=$(mktemp)
+  if ! python -m pip install --disable-pip-version-check -q "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
+}
 
 if ! python -c "import torch" 2>/dev/null; then
   echo "Installing the CPU build of torch ($TORCH_SPEC)" >&2

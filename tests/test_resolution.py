@@ -175,3 +175,17 @@ def test_is_substantive(text: str, substantive: bool) -> None:
 )
 def test_title_skips_greetings(problem: str, title: str) -> None:
     assert title_of(problem) == title
+
+
+@pytest.mark.parametrize(
+    ("problem", "title"),
+    [
+        ("*Customer:* Globex\n*Product:* API\n*Problem:* Bulk import throttled at 100 calls. "
+         "Need more.", "Bulk import throttled at 100 calls."),
+        ("*Customer:*\nInitech\n*Problem:*\nUsers get SAML_AUDIENCE_MISMATCH after the "
+         "cert rotation", "Users get SAML_AUDIENCE_MISMATCH after the cert rotation"),
+        ("Hi team,\nSync fails with ERR_SYNC_409. Started today.", "Sync fails with ERR_SYNC_409."),
+    ],
+)
+def test_title_prefers_a_forms_problem_field(problem: str, title: str) -> None:
+    assert title_of(problem) == title
