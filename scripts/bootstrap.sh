@@ -31,10 +31,12 @@ pip_quiet() {
   rm -f "$log"
 }
 
-if ! python -c "import torch" 2>/dev/null; then
+has() { python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
+
+if ! has torch; then
   echo "Installing the CPU build of torch ($TORCH_SPEC)" >&2
   pip_quiet --retries 1 --timeout 15 --extra-index-url "$TORCH_INDEX" "$TORCH_SPEC"
-  python -c "import torch" || { echo "torch failed to install" >&2; exit 1; }
+  has torch || { echo "torch failed to install" >&2; exit 1; }
 fi
 echo "Installing casematch${EXTRAS:+[$EXTRAS]}" >&2
 pip_quiet -e ".${EXTRAS:+[$EXTRAS]}"
