@@ -6,6 +6,7 @@ shape (a fake encoder is fine for index mechanics, not for ranking).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,46 @@ _DEFAULT_ALIASES = {"all-MiniLM-L6-v2", DEFAULT_MODEL_NAME, "default"}
 # Overlap between windows of a long text, so that a sentence cut at a window edge is
 # still whole in one of the two windows.
 CHUNK_OVERLAP_TOKENS = 32
+# "auto" picks the fastest runtime that passed the quality gate (cosine to fp32 >= 0.999,
+# top-10 overlap >= 0.98 on real text; benchmarks/encode.py) on this machine.
+RUNTIMES = ("auto", "fp32", "bf16")
+# CPU flags with native bf16 matmuls. Without them torch emulates bf16 and autocast is
+# slower than fp32 (measured on an AVX2-only EPYC: benchmarks/RESULTS.md, "Encoder runtimes").
+_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+# Measured batch-size sweep (benchmarks/encode.py): 16-64 are within noise of each other
+# on 2 cores; bigger batches only pad more within a length-sorted call.
+DEFAULT_BATCH_SIZE = 32
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def choose_runtime(runtime: str = "auto", *, device: str = "cpu",
+                   flags: frozenset[str] | None = None) -> str:
+    """The runtime to encode with: `runtime` itself when forced, else what the CPU does well.
+
+    bf16 autocast is chosen only on CPUs with native bf16 instructions, where it was
+    measured at x2.6 the speed of fp32 with cosine 0.99999 to fp32 vectors. ONNX is never
+    chosen automatically: optimum's ONNX export cannot share a venv with the
+    sentence-transformers casematch needs, and its int8 variant failed the quality gate.
+    """
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown encoder runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+    if runtime != "auto":
+        return runtime
+    if not device.startswith("cpu"):
+        return "fp32"  # GPUs: sentence-transformers' own defaults; not measured here
+    flags = cpu_flags() if flags is None else flags
+    return "bf16" if flags & _BF16_CPU_FLAGS else "fp32"
 
 
 @runtime_checkable
@@ -86,10 +127,14 @@ class SentenceTransformerEncoder:
         model: str = DEFAULT_MODEL_NAME,
         *,
         device: str = "cpu",
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         allow_download: bool = False,
+        runtime: str = "auto",
     ) -> None:
+        # The runtime is not part of the name: bf16 vectors are near-identical to fp32
+        # ones (cosine >= 0.9999), so indexes built with either stay compatible.
         self._name = canonical_model_name(model)
+        self.runtime = choose_runtime(runtime, device=device)
         self.batch_size = batch_size
         if not allow_download:
             # Library users get the embedded default with no network, as promised.
@@ -152,28 +197,41 @@ class SentenceTransformerEncoder:
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        import torch
+
         # One call for everything: sentence-transformers sorts by length only within a
         # call, which saves padding (PERF-NOTES: 42% slower when fed batch by batch).
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        with contextlib.ExitStack() as stack:
+            if self.runtime == "bf16":
+                # Matmuls in bf16, accumulation and normalisation in fp32: the output is
+                # cast back to float32 below, so callers never see bf16.
+                stack.enter_context(torch.autocast("cpu", dtype=torch.bfloat16))
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.runtime == "bf16":
+            # Renormalise in fp32: bf16 rounding leaves norms off by ~1e-3, and inner
+            # product is a cosine only for unit vectors.
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+        return vectors
 
 
 def load_encoder(model: str = DEFAULT_MODEL_NAME, *, device: str = "cpu",
-                 batch_size: int = 32) -> SentenceTransformerEncoder:
+                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 runtime: str = "auto") -> SentenceTransformerEncoder:
     """The encoder for `model`, shared within a process: loading it costs seconds."""
-    key = (canonical_model_name(model), device, batch_size)
+    key = (canonical_model_name(model), device, batch_size, choose_runtime(runtime, device=device))
     encoder = _ENCODERS.get(key)
     if encoder is None:
         encoder = _ENCODERS[key] = SentenceTransformerEncoder(
-            model, device=device, batch_size=batch_size
+            model, device=device, batch_size=batch_size, runtime=runtime
         )
     return encoder
 
 
-_ENCODERS: dict[tuple[str, str, int], SentenceTransformerEncoder] = {}
+_ENCODERS: dict[tuple[str, str, int, str], SentenceTransformerEncoder] = {}

@@ -33,9 +33,13 @@ from casematch.cases import Case, Match
 from casematch.embedding import Encoder, canonical_model_name, load_encoder
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
 from casematch.store import CaseStore
+from casematch.vectors import EXACT_LIMIT, VectorIndex
+from casematch.vectors import describe as describe_vector_index
+from casematch.vectors import fit as fit_vector_index
+from casematch.vectors import new_index as new_vector_index
 
 if TYPE_CHECKING:
-    from casematch.search import Filters
+    from casematch.search import Filters, SearchOptions
 
 FORMAT_VERSION = 1
 MANIFEST, VECTORS, CASES, CURRENT, LOCK = (
@@ -135,7 +139,8 @@ class CaseIndex:
                 f"open it with --model {manifest['model']} or rebuild it with the new model"
             )
         try:
-            vectors = _faiss().read_index(str(gen_dir / VECTORS))
+            # Wrapped once per process: the query path reads no file after this.
+            vectors = VectorIndex(_faiss().read_index(str(gen_dir / VECTORS)))
         except RuntimeError as exc:
             raise IndexFormatError(
                 f"{gen_dir / VECTORS}: cannot read the vector file ({_first_line(exc)}); "
@@ -203,11 +208,12 @@ class CaseIndex:
             self._encoder = self._encoder()
         return self._encoder
 
-    def search(self, text: str, k: int = 5, *, filters: Filters | None = None) -> list[Match]:
-        """The `k` past cases closest to `text`, best first."""
+    def search(self, text: str, k: int = 5, *, filters: Filters | None = None,
+               options: SearchOptions | None = None) -> list[Match]:
+        """The `k` past cases closest to `text`, best first (hybrid dense + lexical)."""
         from casematch.search import search
 
-        return search(self, text, k, filters=filters)
+        return search(self, text, k, filters=filters, options=options)
 
     def get(self, case_id: str) -> Case | None:
         return self.store.case_by_id(case_id)
@@ -293,6 +299,8 @@ class IndexWriter:
         self.encoder = encoder
         self.include_unresolved = include_unresolved
         self.fresh = fresh
+        # Vectors above which the index becomes approximate (lowered by tests).
+        self.exact_limit = EXACT_LIMIT
         self.result = UpdateResult()
         self._pending = _Pending()
         self._removed: list[int] = []
@@ -353,8 +361,8 @@ class IndexWriter:
             target.close()
             self._vectors = faiss.read_index(str(self.root / base_gen / VECTORS))
         else:
-            # inner product == cosine: every vector is L2-normalised before it is added.
-            self._vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.encoder.dimension))
+            # Exact to start with; commit() switches to IVF past a size (casematch.vectors).
+            self._vectors = new_vector_index(self.encoder.dimension)
         self._store = CaseStore(self._tmp / CASES, create=True)
         self._hashes = self._store.hashes()
 
@@ -417,12 +425,15 @@ class IndexWriter:
         if self._pending.texts:
             vectors = self.encoder.encode(self._pending.texts, progress=progress)
             self._vectors.add_with_ids(vectors, np.array(self._pending.chunk_ids, dtype=np.int64))
+        # Exact or approximate by size; may retrain or convert (once per generation).
+        self._vectors = fit_vector_index(self._vectors, exact_limit=self.exact_limit)
         stats = self._store.stats()
         if stats["chunks"] != self._vectors.ntotal:
             raise IndexFormatError(
                 f"{self.root}: internal mismatch, {stats['chunks']} chunks and "
                 f"{self._vectors.ntotal} vectors; nothing was written"
             )
+        self._store.finish_lexical()
         self._store.commit()
         self._store.close()
         faiss.write_index(self._vectors, str(self._tmp / VECTORS))
@@ -433,7 +444,11 @@ class IndexWriter:
             "dimension": self.encoder.dimension,
             "normalized": True,
             "metric": "inner_product",
-            "faiss_index": "IDMap2,Flat",
+            "faiss_index": describe_vector_index(self._vectors),
+            # Informational: bf16 and fp32 vectors are interchangeable (cosine >= 0.9999).
+            "encoder_runtime": getattr(self.encoder, "runtime", None),
+            # Lexical side: an FTS5 table in the SQLite file (title, problem, resolution).
+            "lexical": "fts5",
             "cases": stats["cases"],
             "resolved": stats["resolved"],
             "chunks": stats["chunks"],

@@ -6,6 +6,7 @@ back to cases and keeps everything needed to display and filter them.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,6 +47,17 @@ CREATE INDEX IF NOT EXISTS chunks_case ON chunks(case_rowid);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Lexical side: one FTS5 row per case (rowid == cases.rowid), one column per field so that
+# BM25 can weight them. Porter stemming lets "crashes" meet "crash"; '_' is a token
+# character so identifiers like SAML_AUDIENCE_MISMATCH stay one exact token.
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5(
+    title, problem, resolution,
+    tokenize = "porter unicode61 remove_diacritics 2 tokenchars '_'"
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts_vocab USING fts5vocab(cases_fts, 'row');
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredCase:
@@ -67,6 +79,7 @@ class CaseStore:
         try:
             if create:
                 self._db.executescript(SCHEMA)
+                self._ensure_fts()
             self._db.execute("SELECT count(*) FROM cases").fetchone()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -74,6 +87,31 @@ class CaseStore:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def has_fts(self) -> bool:
+        """False for generations written before the lexical index existed."""
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cases_fts'"
+        ).fetchone()
+        return row is not None
+
+    def _ensure_fts(self) -> None:
+        # A writer copies the previous generation; when that one predates FTS, fill the
+        # lexical index from the stored cases once, so it always covers every case.
+        existed = self.has_fts
+        self._db.executescript(FTS_SCHEMA)
+        if not existed:
+            for rowid, data in self._db.execute("SELECT rowid, data FROM cases").fetchall():
+                self._add_fts(rowid, case_from_dict(json.loads(data)))
+
+    def _add_fts(self, rowid: int, case: Case) -> None:
+        # Internal notes (hidden_text) help matching, as they do for the dense side.
+        problem = "\n\n".join(p for p in (case.problem, case.hidden_text) if p)
+        self._db.execute(
+            "INSERT INTO cases_fts (rowid, title, problem, resolution) VALUES (?, ?, ?, ?)",
+            (rowid, case.title, problem, case.resolution),
+        )
 
     # ---- writing (only while a new generation is being built) ---------------------------
 
@@ -92,6 +130,7 @@ class CaseStore:
             "INSERT INTO case_tags (case_rowid, tag) VALUES (?, ?)",
             [(rowid, tag) for tag in case.tags],
         )
+        self._add_fts(rowid, case)
         return rowid
 
     def update_case(self, rowid: int, case: Case) -> bool:
@@ -113,6 +152,9 @@ class CaseStore:
             "INSERT INTO case_tags (case_rowid, tag) VALUES (?, ?)",
             [(rowid, tag) for tag in case.tags],
         )
+        # The title may change without the hashed text changing (problem starts with it).
+        self._db.execute("DELETE FROM cases_fts WHERE rowid = ?", (rowid,))
+        self._add_fts(rowid, case)
         return True
 
     @staticmethod
@@ -149,6 +191,7 @@ class CaseStore:
         ]
         self._db.execute(f"DELETE FROM chunks WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM case_tags WHERE case_rowid IN ({marks})", rowids)
+        self._db.execute(f"DELETE FROM cases_fts WHERE rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM cases WHERE rowid IN ({marks})", rowids)
         return chunk_ids
 
@@ -215,27 +258,92 @@ class CaseStore:
         until: float | None = None,
     ) -> np.ndarray:
         """Rowids of the cases that pass every filter (filters are ANDed, values ORed)."""
-        where, params = [], []  # type: ignore[var-annotated]
-        if resolved_only:
-            where.append("resolved = 1")
-        for column, values in (("source", sources), ("channel", channels)):
-            if values:
-                where.append(f"{column} IN ({','.join('?' * len(values))})")
-                params.extend(values)
-        if tags:
-            where.append(
-                "rowid IN (SELECT case_rowid FROM case_tags"
-                f" WHERE tag IN ({','.join('?' * len(tags))}))"
-            )
-            params.extend(tags)
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("created_at <= ?")
-            params.append(until)
-        sql = "SELECT rowid FROM cases" + (" WHERE " + " AND ".join(where) if where else "")
+        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+        sql = "SELECT rowid FROM cases" + (" WHERE " + where if where else "")
         return np.array([r[0] for r in self._db.execute(sql, params)], dtype=np.int64)
+
+    # ---- lexical (FTS5) -------------------------------------------------------------------
+
+    def lexical_search(
+        self,
+        match: str,
+        limit: int,
+        *,
+        weights: Sequence[float],
+        also: Sequence[int] = (),
+        resolved_only: bool = False,
+        sources: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """(case rowid, BM25 score, higher is better) for an FTS5 `match` expression.
+
+        The best `limit` matching cases, plus the scores of the cases in `also` that match
+        (dense candidates), from one pass over the postings. `match` must come from
+        `lexical.match_expression` (quoted terms only). Filters are applied inside the
+        query, so the top `limit` are drawn from cases that pass them.
+        """
+        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+        # bm25() is negative in FTS5 (more negative is better); weights are per column.
+        marks = ",".join("?" * len(weights))
+        # CROSS JOIN keeps the FTS5 scan as the outer loop; the planner would otherwise
+        # drive from `cases` and run the MATCH once per filtered case (seconds at 10k).
+        sql = (
+            f"SELECT cases_fts.rowid, -bm25(cases_fts, {marks}) AS score FROM cases_fts"
+            + (" CROSS JOIN cases ON cases.rowid = cases_fts.rowid" if where else "")
+            + " WHERE cases_fts MATCH ?"
+            + (f" AND {where}" if where else "")
+        )
+        args: list[Any] = [*weights, match, *params]
+        if also:
+            # `also` first, then the rest by score: one sort, no second MATCH per rowid.
+            sql += f" ORDER BY cases_fts.rowid IN ({','.join('?' * len(also))}) DESC,"
+            args += list(also)
+        else:
+            sql += " ORDER BY"
+        sql += " score DESC LIMIT ?"
+        args.append(limit + len(also))
+        rows = [(int(r), float(v)) for r, v in self._db.execute(sql, args)]
+        wanted = set(also)
+        best = [row for row in rows if row[0] not in wanted][:limit]
+        return best + [row for row in rows if row[0] in wanted]
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many cases hold each (stemmed) term; terms no case holds are absent."""
+        if not terms:
+            return {}
+        marks = ",".join("?" * len(terms))
+        rows = self._db.execute(f"SELECT term, df FROM lexicon WHERE term IN ({marks})",
+                                list(terms))
+        return {term: int(df) for term, df in rows}
+
+    @functools.cached_property
+    def has_lexicon(self) -> bool:
+        """False for generations written before term counts were kept."""
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexicon'"
+        ).fetchone()
+        return row is not None
+
+    def finish_lexical(self) -> None:
+        """Before a generation is committed: merge the FTS5 segments and count terms.
+
+        A generation is never written again, so its FTS5 b-trees are merged once (fewer
+        segments per posting lookup) and document frequencies are copied out of the
+        `fts5vocab` view, which scans the whole vocabulary on every read, into a keyed
+        table that answers a query's terms in microseconds.
+        """
+        self._db.execute("INSERT INTO cases_fts (cases_fts) VALUES ('optimize')")
+        self._db.executescript(
+            "DROP TABLE IF EXISTS lexicon;"
+            "CREATE TABLE lexicon (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
+            "INSERT INTO lexicon SELECT term, doc FROM cases_fts_vocab;"
+        )
+
+    def fts_rows(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM cases_fts").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
         by_source = dict(
@@ -253,3 +361,35 @@ class CaseStore:
             "by_source": by_source,
             "by_channel": by_channel,
         }
+
+
+def _filter_sql(
+    resolved_only: bool,
+    sources: Sequence[str],
+    channels: Sequence[str],
+    tags: Sequence[str],
+    since: float | None,
+    until: float | None,
+) -> tuple[str, list[Any]]:
+    """A WHERE clause over `cases` (without the keyword) and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if resolved_only:
+        where.append("cases.resolved = 1")
+    for column, values in (("source", sources), ("channel", channels)):
+        if values:
+            where.append(f"cases.{column} IN ({','.join('?' * len(values))})")
+            params.extend(values)
+    if tags:
+        where.append(
+            "cases.rowid IN (SELECT case_rowid FROM case_tags"
+            f" WHERE tag IN ({','.join('?' * len(tags))}))"
+        )
+        params.extend(tags)
+    if since is not None:
+        where.append("cases.created_at >= ?")
+        params.append(since)
+    if until is not None:
+        where.append("cases.created_at <= ?")
+        params.append(until)
+    return " AND ".join(where), params
