@@ -39,11 +39,15 @@ class Settings:
     model: str | None = None
     device: str = "cpu"
     batch_size: int = 32
+    # Encoder runtime: "auto" (bf16 on CPUs with native bf16, else fp32), "fp32" or "bf16".
+    runtime: str = "auto"
     # Workspace domain for Slack permalinks ("acme" -> https://acme.slack.com/archives/...).
     slack_domain: str | None = None
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
     phrases: tuple[str, ...] = DEFAULT_PHRASES
     include_internal_notes: bool = False
+    # Keep unresolved cases in the index too (reindex); searches still suggest resolved ones.
+    include_unresolved: bool = False
     sources: tuple[SourceConfig, ...] = ()
     config_file: Path | None = None
     # Unknown tables (e.g. [slack], [zendesk]) are kept for the parts that own them.
@@ -98,6 +102,8 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         out["model"] = env["CASEMATCH_MODEL"]
     if env.get("CASEMATCH_DEVICE"):
         out["device"] = env["CASEMATCH_DEVICE"]
+    if env.get("CASEMATCH_RUNTIME"):
+        out["runtime"] = env["CASEMATCH_RUNTIME"]
     if env.get("CASEMATCH_SLACK_DOMAIN"):
         out["slack_domain"] = env["CASEMATCH_SLACK_DOMAIN"]
     return out
@@ -122,9 +128,11 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
     index = data.pop("index", {})
     if "path" in index:
         out["index_path"] = base / str(index.pop("path"))
-    for key in ("model", "device", "batch_size"):
+    for key in ("model", "device", "batch_size", "runtime"):
         if key in index:
             out[key] = index.pop(key)
+    if "include_unresolved" in index:
+        out["include_unresolved"] = bool(index.pop("include_unresolved"))
     resolution = data.pop("resolution", {})
     for key in ("reactions", "phrases"):
         if key in resolution:
