@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from casematch.cases import Case, parse_datetime
 from casematch.config import Settings
 from casematch.errors import CasematchError
 from casematch.index import CaseIndex
-from casematch.search import Filters
+from casematch.search import MODES, Filters, SearchOptions
 from casematch.sources import FORMATS, ReadReport, read_source
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +48,22 @@ def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    # Stored where `_settings` looks, so a command's own --config wins over the group's
+    # (`casematch --config a.toml query --config b.toml` reads b.toml).
+    if value is not None:
+        ctx.ensure_object(dict)["config"] = value
+
+
+def config_option(func: F) -> F:
+    """`--config` after the command name too, as cron lines and docs tend to write it."""
+    return click.option(
+        "--config", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+        callback=_remember_config,
+        help="casematch.toml to read (default: $CASEMATCH_CONFIG, then ./casematch.toml).",
+    )(func)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="casematch")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
@@ -64,6 +81,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @cli.command("index")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @index_option
+@config_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Source format; detected from each source when not given.")
 @click.option("--include-unresolved", is_flag=True,
@@ -131,9 +149,26 @@ def _date(value: str | None) -> datetime | None:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
 
 
+def search_options(func: F) -> F:
+    """Ranking options shared by `query` and `eval` (so baselines run the same code)."""
+    func = click.option("--no-collapse", is_flag=True,
+                        help="List recurring near-identical cases separately.")(func)
+    func = click.option("--half-life", type=click.FloatRange(min=0, min_open=True),
+                        help="Favour recent cases: a case this many days old counts half.")(func)
+    return click.option("--mode", type=click.Choice(MODES), default="hybrid",
+                        show_default=True,
+                        help="Ranking: dense + lexical fused, or one retriever alone.")(func)
+
+
+def _search_options(mode: str, half_life: float | None, no_collapse: bool) -> SearchOptions:
+    options = SearchOptions(mode=mode, half_life_days=half_life)
+    return replace(options, collapse_above=None) if no_collapse else options
+
+
 @cli.command("query")
 @click.argument("text")
 @index_option
+@config_option
 @click.option("-k", "k", default=5, show_default=True, type=click.IntRange(1, 100),
               help="How many cases to return.")
 @click.option("--source", "sources", multiple=True, help="Only this source (slack, zendesk, ...).")
@@ -142,11 +177,13 @@ def _date(value: str | None) -> datetime | None:
 @click.option("--since", help="Only cases created on or after this date (YYYY-MM-DD).")
 @click.option("--until", help="Only cases created on or before this date.")
 @click.option("--model", help="Model to query with (must be the one the index was built with).")
+@search_options
 @json_option
 @click.pass_context
 def query_cmd(ctx: click.Context, text: str, index_path: Path | None, k: int,
               sources: tuple[str, ...], channels: tuple[str, ...], tags: tuple[str, ...],
-              since: str | None, until: str | None, model: str | None, as_json: bool) -> None:
+              since: str | None, until: str | None, model: str | None, mode: str,
+              half_life: float | None, no_collapse: bool, as_json: bool) -> None:
     """Print the past resolved cases closest to TEXT (`-` reads the case from stdin)."""
     settings = _settings(ctx, index_path=index_path, model=model)
     query = _read_query(text)
@@ -154,15 +191,84 @@ def query_cmd(ctx: click.Context, text: str, index_path: Path | None, k: int,
                       since=_date(since), until=_date(until))
     with CaseIndex.open(settings.index_path, model=settings.model,
                         device=settings.device) as index:
-        matches = index.search(query, k=k, filters=filters)
+        matches = index.search(query, k=k, filters=filters,
+                               options=_search_options(mode, half_life, no_collapse))
     click.echo(render.to_json(matches, query=query) if as_json
                else render.to_text(matches, query=" ".join(query.split())), nl=not as_json)
     if as_json:
         click.echo()
 
 
+@cli.command("eval")
+@click.argument("queries", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_option
+@config_option
+@click.option("--from-feedback", is_flag=True,
+              help="Use the Slack responder's Helpful / Not relevant votes as QUERIES.")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(10, 1000),
+              help="How many cases to retrieve per query (metrics use the top 10).")
+@click.option("--target-precision", default=0.8, show_default=True,
+              type=click.FloatRange(0, 1), help="Precision@1 the reported threshold reaches.")
+@search_options
+@json_option
+@click.pass_context
+def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
+             from_feedback: bool, k: int, target_precision: float, mode: str,
+             half_life: float | None, no_collapse: bool, as_json: bool) -> None:
+    """Score the index on labelled QUERIES (JSONL: {"query": ..., "relevant": [ids]}).
+
+    With --from-feedback the queries are the cases agents voted on in Slack instead: a
+    suggestion voted Helpful (by more people than voted Not relevant) is a relevant case.
+    """
+    from casematch.evaluate import evaluate, labelled_query, load_queries
+
+    if queries is None and not from_feedback:
+        raise click.UsageError("give a QUERIES file, or --from-feedback to use Slack votes",
+                               ctx=ctx)
+    if queries is not None and from_feedback:
+        raise click.UsageError("give a QUERIES file or --from-feedback, not both", ctx=ctx)
+    settings = _settings(ctx, index_path=index_path)
+    if queries is None:
+        from casematch.slack.feedback import feedback_queries
+        from casematch.slack.state import STATE_FILE
+
+        labelled = [labelled_query(q) for q in feedback_queries(settings.index_path)]
+        if not labelled:
+            raise click.ClickException(
+                f"no Slack feedback to evaluate on yet in {settings.index_path / STATE_FILE}: "
+                "a query counts once agents vote one of the responder's suggestions Helpful")
+    else:
+        labelled = load_queries(queries)
+    with CaseIndex.open(settings.index_path, device=settings.device) as index:
+        report = evaluate(index, labelled, k, target_precision=target_precision,
+                          options=_search_options(mode, half_life, no_collapse))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(render_eval(report))
+
+
+def render_eval(report: Any) -> str:
+    m = report.metrics
+    lines = [f"Queries: {report.queries}",
+             *(f"{name:<10} {m[name]:.3f}" for name in
+               ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"))]
+    if report.missing_relevant:
+        lines.append(f"Relevant ids not in the index: {len(report.missing_relevant)} "
+                     f"(e.g. {', '.join(report.missing_relevant[:5])})")
+    cal = report.calibration
+    if cal is not None:
+        lines.append(
+            f"Threshold for precision@1 >= {cal.target:.2f}: none reaches it" if cal.threshold
+            is None else f"Threshold for precision@1 >= {cal.target:.2f}: {cal.threshold:.3f} "
+            f"(precision {cal.precision:.3f}, answers {cal.coverage:.0%} of queries)")
+    return "\n".join(lines)
+
+
 @cli.command("stats")
 @index_option
+@config_option
 @json_option
 @click.pass_context
 def stats_cmd(ctx: click.Context, index_path: Path | None, as_json: bool) -> None:

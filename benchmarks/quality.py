@@ -1,0 +1,177 @@
+"""Retrieval quality on the real dev sets: default (hybrid) vs dense-only vs BM25-only.
+
+    python benchmarks/quality.py [--data ../shared/data] [--work DIR] [--no-write]
+
+Converts the labelled sets in `<data>/eval` into case JSONL + query JSONL, then runs the
+real command line: `casematch index` once per set and `casematch eval --json` once per
+mode, so the baselines go through exactly the code path of the default. Writes the table
+and the command into the `## Retrieval quality` section of benchmarks/RESULTS.md.
+Skips (exit 0, with a message) when the data folder is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SECTION = "## Retrieval quality"
+MODES = ("hybrid", "dense", "lexical")
+COMMAND = "python benchmarks/quality.py"
+
+
+@dataclass(frozen=True)
+class DevSet:
+    name: str
+    cases: list[dict[str, object]]
+    queries: list[dict[str, object]]
+
+
+def stackfaq(path: Path) -> DevSet:
+    """Question = problem, answers = resolution; each rephrasing is a query for its thread."""
+    pairs = json.loads(path.read_text(encoding="utf-8"))["root"]["qapair"]
+    cases, queries = [], []
+    for number, pair in enumerate(pairs):
+        case_id = f"faq{number}"
+        answers = pair["answer"] if isinstance(pair["answer"], list) else [pair["answer"]]
+        cases.append({"id": case_id, "title": pair["question"], "problem": pair["question"],
+                      "resolution": "\n\n".join(answers), "resolved": True})
+        rephrasings = pair["rephr"] if isinstance(pair["rephr"], list) else [pair["rephr"]]
+        # "*" is the set's placeholder for a missing rephrasing.
+        queries += [{"query": r, "relevant": [case_id]} for r in rephrasings
+                    if r and r.strip() != "*"]
+    return DevSet("StackFAQ dev", cases, queries)
+
+
+def gitbugs(folder: Path) -> DevSet:
+    """Summary + description = problem; each duplicate report is a query whose gold is its
+    duplicates inside the corpus, with itself excluded from its own ranking."""
+    with (folder / "SeaMonkey_bugs.csv").open(encoding="utf-8", newline="") as handle:
+        bugs = {row["Issue id"]: row for row in csv.DictReader(handle)}
+    cases = [{
+        "id": bug_id, "title": row["Summary"],
+        "problem": f"{row['Summary']}\n\n{row['Description']}".strip(),
+        # Every report is a candidate past case; the fix itself is not in the export.
+        "resolution": "", "resolved": True, "created_at": row["Created"].replace(" ", "T"),
+        "resolved_at": (row["Resolved"] or "").replace(" ", "T") or None,
+    } for bug_id, row in bugs.items()]
+    queries = []
+    with (folder / "SeaMonkey_bugs-combined.csv").open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            bug_id = row["Issue id"].strip()
+            relevant = [d.strip() for d in row["Duplicate id"].split(",")
+                        if d.strip() in bugs and d.strip() != bug_id]
+            if bug_id in bugs and relevant:
+                query = bugs[bug_id]
+                queries.append({"query": f"{query['Summary']}\n\n{query['Description']}".strip(),
+                                "relevant": relevant, "exclude": [bug_id]})
+    return DevSet("GitBugs SeaMonkey", cases, queries)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+
+
+def casematch(*args: str) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-m", "casematch", *args], check=True,
+                         capture_output=True, text=True, cwd=ROOT)
+    return json.loads(out.stdout)
+
+
+def run(data: Path, work: Path) -> list[tuple[str, str, dict[str, object]]]:
+    sets = [gitbugs(data / "eval" / "gitbugs-seamonkey"),
+            stackfaq(data / "eval" / "stackfaq" / "stackfaq-dev.json")]
+    rows = []
+    for number, dev in enumerate(sets):
+        folder = work / f"set{number}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_jsonl(folder / "cases.jsonl", dev.cases)
+        write_jsonl(folder / "queries.jsonl", dev.queries)
+        index = folder / "index"
+        started = time.perf_counter()
+        casematch("index", str(folder / "cases.jsonl"), "--format", "jsonl",
+                  "--index", str(index), "--json")
+        print(f"{dev.name}: indexed {len(dev.cases)} cases in "
+              f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+        for mode in MODES:
+            report = casematch("eval", str(folder / "queries.jsonl"), "--index", str(index),
+                               "--mode", mode, "--no-collapse", "--json")
+            print(f"  {mode}: {report}", file=sys.stderr)
+            rows.append((dev.name, mode, report))
+    return rows
+
+
+def table(rows: list[tuple[str, str, dict[str, object]]]) -> str:
+    label = {"hybrid": "**default (hybrid)**", "dense": "dense only", "lexical": "BM25 only"}
+    lines = ["| set | mode | queries | R@1 | R@5 | R@10 | MRR | nDCG@10 | "
+             "threshold for P@1 ≥ 0.8 (coverage) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, mode, r in rows:
+        cal = r.get("calibration") or {}
+        assert isinstance(cal, dict)
+        threshold = "—" if cal.get("threshold") is None else (
+            f"{cal['threshold']:.3f} ({cal['coverage']:.0%})")
+        lines.append(
+            f"| {name} | {label[mode]} | {r['queries']} | {r['recall@1']:.3f} | "
+            f"{r['recall@5']:.3f} | {r['recall@10']:.3f} | {r['mrr']:.3f} | "
+            f"{r['ndcg@10']:.3f} | {threshold} |")
+    return "\n".join(lines)
+
+
+def write_section(body: str) -> None:
+    """Replace only our section of RESULTS.md; other sections belong to others."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    section = f"{SECTION}\n\n{body.strip()}\n"
+    if SECTION in text:
+        start = text.index(SECTION)
+        following = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + ("\n" + text[following + 1:] if following >= 0 else "")
+    else:
+        text = text.rstrip() + "\n\n" + section
+    RESULTS.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, help="Keep converted sets and indexes here.")
+    parser.add_argument("--no-write", action="store_true", help="Do not touch RESULTS.md.")
+    args = parser.parse_args()
+    needed = [args.data / "eval" / "gitbugs-seamonkey" / "SeaMonkey_bugs.csv",
+              args.data / "eval" / "stackfaq" / "stackfaq-dev.json"]
+    absent = [str(p) for p in needed if not p.is_file()]
+    if absent:
+        print(f"skipped: dev data not found ({', '.join(absent)}); "
+              "see ../shared/data/README.md", file=sys.stderr)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(args.data, args.work or Path(tmp))
+    result = table(rows)
+    print(result)
+    if not args.no_write:
+        write_section(RESULTS_TEXT.format(command=COMMAND, table=result))
+    return 0
+
+
+RESULTS_TEXT = """\
+Measured with `{command}` (dev sets from `../shared/data/eval`, model all-MiniLM-L6-v2).
+Every row is `casematch eval QUERIES --index DIR --mode MODE --no-collapse --json` on the
+same index. Collapse is off here because GitBugs' gold answers *are* near-identical reports
+of one incident: collapse would fold them into one result, which is the product behaviour
+but hides them from a per-id metric.
+
+{table}
+"""
+
+if __name__ == "__main__":
+    raise SystemExit(main())
