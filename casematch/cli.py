@@ -289,5 +289,106 @@ def stats_cmd(ctx: click.Context, index_path: Path | None, as_json: bool) -> Non
         click.echo(f"  {name}: {count}")
 
 
+@cli.command("reindex", epilog="""\b
+Exit codes:
+  0   indexed: a new generation is serving
+  1   failed: nothing was written (bad config, every source failed,
+      or a --full run where a source failed)
+  2   usage error
+  3   partial: a source failed (see its error); the others were indexed
+      and the failed one is retried from its old cursor next time
+  4   nothing to do: every source was read and nothing changed
+  75  locked: another reindex is writing this index; try again later""")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="casematch.toml with [index] and [[sources]] (default: as for every command).")
+@click.option("--full", is_flag=True,
+              help="Ignore cursors, read every source whole and re-embed everything.")
+@click.option("--dry-run", is_flag=True, help="Read the sources and report; write nothing.")
+@json_option
+@click.pass_context
+def reindex_cmd(ctx: click.Context, config_file: Path | None, full: bool, dry_run: bool,
+                as_json: bool) -> None:
+    """Pull what changed from the [[sources]] of the config and swap in a new index.
+
+    Meant for cron: only changed cases are embedded, the switch is atomic, a crash leaves
+    the previous index serving, and a second concurrent run exits at once (code 75).
+    """
+    from casematch.errors import IndexLockedError
+    from casematch.index import UpdateResult
+    from casematch.reindex import EXIT_FAILED, EXIT_LOCKED, reindex
+
+    tty = sys.stderr.isatty() and not as_json
+
+    def progress(label: str, count: int | None) -> None:
+        if tty:
+            line = f"{label}: {count} cases" if count is not None else f"{label}: done"
+            click.echo(f"\r\033[K{line}", err=True, nl=count is None)
+
+    try:
+        settings = Settings.load(config_file or (ctx.obj or {}).get("config"))
+        result = reindex(settings, full=full, dry_run=dry_run, progress=progress,
+                         embed_progress=tty)
+    except CasematchError as exc:
+        locked = isinstance(exc, IndexLockedError)
+        code = EXIT_LOCKED if locked else EXIT_FAILED
+        if as_json:
+            # Cron wrappers that parse --json get one object on every exit, not only on success.
+            click.echo(json.dumps({**UpdateResult().to_dict(), "status": "locked" if locked
+                                   else "failed", "exit_code": code, "error": str(exc)}))
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(code)
+    for source in result.sources:
+        if source.error:
+            click.echo(f"Source {source.name} failed: {source.error}", err=True)
+        for problem in source.problems[:5]:
+            click.echo(f"Problem: {problem}", err=True)
+    update = result.update
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "path": str(settings.index_path)}))
+    else:
+        verb = "Dry run, would change" if dry_run else f"Reindexed ({result.status})"
+        click.echo(f"{verb} {settings.index_path} {update.generation}: added {update.added}, "
+                   f"updated {update.updated}, deleted {update.deleted}, unchanged "
+                   f"{update.unchanged}; embedded {update.embedded} in {result.seconds:.1f} s")
+    ctx.exit(result.exit_code)
+
+
+@cli.group("slack")
+def slack_group() -> None:
+    """The Slack responder: answers new cases in swarm channels."""
+
+
+@slack_group.command("serve", epilog="""\b
+Tokens come from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (HTTP mode),
+SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack].""")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="casematch.toml with [index] and [slack] (default: as for every command).")
+@click.option("--socket-mode", "mode", flag_value="socket", default=True,
+              help="Connect out to Slack over a WebSocket (default; no public URL needed).")
+@click.option("--http", "mode", flag_value="http",
+              help="Serve the Events API at POST /slack/events instead.")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port for --http.")
+@click.pass_context
+def slack_serve_cmd(ctx: click.Context, config_file: Path | None, mode: str, port: int) -> None:
+    """Answer new cases in the configured swarm channels with similar resolved cases."""
+    import logging
+    import os
+
+    from casematch.slack.settings import SlackSettings
+
+    settings = Settings.load(config_file or (ctx.obj or {}).get("config"))
+    slack = SlackSettings.from_settings(settings, os.environ)
+    slack.require(socket_mode=mode == "socket")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from casematch.slack import app
+
+    built = app.build_app(slack)
+    if mode == "socket":
+        app.serve_socket_mode(built.app, slack.app_token)
+    else:
+        app.serve_http(built.app, port)
+
+
 def main() -> None:
     cli(prog_name="casematch")

@@ -19,6 +19,28 @@ from casematch.sources import ReadOptions
 
 DEFAULT_INDEX = "casematch-index"
 CONFIG_FILE = "casematch.toml"
+SOURCE_TYPES = ("slack-export", "slack-api", "zendesk-export", "zendesk-api", "jsonl")
+# Names of the variables holding secrets; a config file may rename them, never hold values.
+DEFAULT_SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
+DEFAULT_ZENDESK_EMAIL_ENV = "ZENDESK_EMAIL"
+DEFAULT_ZENDESK_TOKEN_ENV = "ZENDESK_API_TOKEN"
+# Per-source keys that a [slack] or [zendesk] table sets for every API source of its kind
+# (a source's own table wins). Other keys there belong to the Slack responder.
+_SHARED_SOURCE_KEYS = {
+    "slack-api": ("lookback_days", "include_private", "recheck_unresolved"),
+    "zendesk-api": ("start_time", "per_page"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A secret read from the environment. `repr` never shows the token (logs, tracebacks)."""
+
+    user: str = ""
+    token: str = field(default="", repr=False)
+    # The variables it came from, so that messages can say which one to set or fix.
+    user_env: str = ""
+    token_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +52,15 @@ class SourceConfig:
     channels: tuple[str, ...] = ()
     subdomain: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Key of this source's sync cursor; stable across runs (default: type and path/channels).
+    name: str = ""
+    # API sources: the base URL (tests point it at a local server) and the secrets.
+    api_url: str = ""
+    credentials: Credentials = field(default_factory=Credentials)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.type}:{self.path or self.subdomain or ','.join(self.channels)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +115,12 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         settings = cls(config_file=path, **{k: v for k, v in values.items() if k != "config_file"})
-        return replace(settings, index_path=Path(settings.index_path))
+        sections = settings.sections
+        try:
+            sources = tuple(_resolve_source(s, sections, env) for s in settings.sources)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{path or 'settings'}: {exc}") from exc
+        return replace(settings, index_path=Path(settings.index_path), sources=sources)
 
 
 def _default_config_file(env: Mapping[str, str]) -> Path | None:
@@ -147,16 +183,57 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
         table = dict(table)
         if "type" not in table:
             raise ValueError(f"[[sources]] #{number} has no 'type'")
+        kind = str(table.pop("type"))
         path = str(table.pop("path", ""))
-        sources.append(
-            SourceConfig(
-                type=str(table.pop("type")),
-                path=str(base / path) if path else "",
-                channels=tuple(str(c) for c in table.pop("channels", ())),
-                subdomain=str(table.pop("subdomain", "")),
-                options=table,
-            )
+        source = SourceConfig(
+            type=kind,
+            path=str(base / path) if path else "",
+            channels=tuple(str(c).lstrip("#") for c in table.pop("channels", ())),
+            subdomain=str(table.pop("subdomain", "")),
+            # The path as written, not resolved: moving the checkout keeps the cursors.
+            name=str(table.pop("name", "")) or (f"{kind}:{path}" if path else ""),
+            options=table,
         )
+        _check_source(source, number)
+        sources.append(source)
     out["sources"] = tuple(sources)
     out["sections"] = {k: v for k, v in data.items() if isinstance(v, dict)}
     return out
+
+
+def _check_source(source: SourceConfig, number: int) -> None:
+    where = f"[[sources]] #{number} ({source.type})"
+    if source.type not in SOURCE_TYPES:
+        raise ValueError(f"{where}: unknown type; use one of {', '.join(SOURCE_TYPES)}")
+    if source.type in ("slack-export", "zendesk-export", "jsonl") and not source.path:
+        raise ValueError(f"{where}: needs 'path', the export file or folder")
+    if source.type == "slack-api" and not source.channels:
+        raise ValueError(f"{where}: needs 'channels', the channel names or ids to read")
+    if source.type == "zendesk-api" and not source.subdomain:
+        raise ValueError(f"{where}: needs 'subdomain' ('acme' for acme.zendesk.com)")
+
+
+def _resolve_source(
+    source: SourceConfig, sections: Mapping[str, Mapping[str, Any]], env: Mapping[str, str]
+) -> SourceConfig:
+    """An API source's base URL and secrets: env > its table > [slack] or [zendesk]."""
+    if source.type not in ("slack-api", "zendesk-api") or source.credentials.token:
+        return source
+    if source.type == "slack-api":
+        table = {**sections.get("slack", {}), **source.options}
+        token_env = str(table.get("token_env", DEFAULT_SLACK_TOKEN_ENV))
+        url = env.get("CASEMATCH_SLACK_API_URL") or str(table.get("api_base_url") or "")
+        credentials = Credentials(token=env.get(token_env, ""), token_env=token_env)
+        name = source.name or f"slack-api:{','.join(source.channels)}"
+    else:
+        table = {**sections.get("zendesk", {}), **source.options}
+        user_env = str(table.get("email_env", DEFAULT_ZENDESK_EMAIL_ENV))
+        token_env = str(table.get("token_env", DEFAULT_ZENDESK_TOKEN_ENV))
+        url = (env.get("CASEMATCH_ZENDESK_API_URL") or str(table.get("api_base_url") or "")
+               or f"https://{source.subdomain}.zendesk.com")
+        credentials = Credentials(user=env.get(user_env, ""), token=env.get(token_env, ""),
+                                  user_env=user_env, token_env=token_env)
+        name = source.name or f"zendesk-api:{source.subdomain}"
+    options = {k: table[k] for k in _SHARED_SOURCE_KEYS[source.type] if k in table}
+    return replace(source, api_url=url, credentials=credentials, name=name,
+                   options={**source.options, **options})

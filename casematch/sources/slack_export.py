@@ -370,3 +370,45 @@ def read_slack_export(
             yield from _channel_cases(export, channel, workspace, options, report)
     finally:
         export.close()
+
+
+def raw_text(message: Mapping[str, Any]) -> str:
+    """A message's mrkdwn, from `text` or else its blocks/attachments (bot posts), + files."""
+    return _raw_text(message)
+
+
+def thread_to_case(
+    messages: list[dict[str, Any]],
+    *,
+    channel_id: str,
+    channel_name: str = "",
+    visibility: Visibility | None = None,
+    options: ReadOptions,
+    users: Mapping[str, str] | None = None,
+) -> Case | None:
+    """One thread as the Web API returns it (`conversations.replies`) -> a case, or None.
+
+    The same rules as an export: skipped subtypes, deleted roots, resolution. Used by live
+    capture so a thread captured from Slack and the same thread read from an export agree.
+    """
+    thread = _Thread()
+    for raw in messages:
+        if not isinstance(raw, dict) or not raw.get("ts"):
+            continue
+        ts = str(raw["ts"])
+        thread_ts = str(raw.get("thread_ts") or ts)
+        if raw.get("subtype") == "tombstone":
+            thread.deleted_root = True
+        elif raw.get("subtype") in SKIPPED_SUBTYPES or raw.get("hidden"):
+            continue
+        elif ts == thread_ts:
+            thread.root = raw
+        else:
+            thread.replies[ts] = raw
+            thread.poster = thread.poster or str(raw.get("parent_user_id") or "")
+    roots = [str(m.get("thread_ts") or m.get("ts")) for m in messages if isinstance(m, dict)]
+    if not roots:
+        return None
+    workspace = _Workspace(users=dict(users or {}))
+    channel = (channel_id, channel_name or channel_id, visibility or Visibility())
+    return _thread_case(min(roots, key=_ts_key), thread, channel, workspace, options)

@@ -402,3 +402,20 @@ def _clean(text: str, *, email: bool) -> str:
         return text
     # A message that is nothing but a quote or signature keeps its text rather than vanish.
     return strip_email_noise(text) or text
+
+
+def ticket_to_case(
+    subdomain: str,
+    ticket: Json,
+    comments: list[Json],
+    *,
+    options: ReadOptions,
+    users: dict[str, Json] | None = None,
+    groups: dict[str, str] | None = None,
+) -> Case | None:
+    """One ticket as the API returns it (plus its comments) -> a case, or None.
+
+    The same rules as an export, so a ticket pulled live and the same ticket exported agree.
+    """
+    data = _Collected(users=dict(users or {}), groups=dict(groups or {}))
+    return _ticket_case(f"{subdomain}:{ticket['id']}", ticket, list(comments), data, options)

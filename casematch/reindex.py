@@ -1,0 +1,248 @@
+"""`reindex`: pull what changed from every configured source, write one new generation.
+
+The order is what makes it crash-safe:
+
+1. take the index lock (a second reindex fails at once: `IndexLockedError`);
+2. read every source completely into memory (a source that fails contributes nothing,
+   so a half-read source never deletes or overwrites anything);
+3. upsert and delete through one `IndexWriter`: only changed text is embedded, and the
+   generation is switched atomically at commit;
+4. only then save the cursors (`sync.sqlite`). A crash before 4 re-fetches the same
+   changes next time, which costs a little time and changes nothing.
+
+Exports are full snapshots: a case a source yielded last time and not now was deleted.
+API sources are incremental: deletions come from the source itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casematch.config import Settings, SourceConfig
+from casematch.embedding import Encoder, load_encoder
+from casematch.errors import CasematchError, ConfigError, IndexLockedError
+from casematch.index import LOCK, IndexWriter, UpdateResult
+from casematch.sources import ReadOptions, ReadReport, read_source
+from casematch.sync_state import SyncBatch, SyncState
+
+# Exit codes of `casematch reindex` (cron wrappers rely on them; see `--help`).
+EXIT_INDEXED, EXIT_FAILED, EXIT_PARTIAL, EXIT_NOTHING, EXIT_LOCKED = 0, 1, 3, 4, 75
+_EXPORT_FORMATS = {"slack-export": "slack-export", "zendesk-export": "zendesk", "jsonl": "jsonl"}
+
+# (source label, cases read so far); None once the source is done.
+Progress = Callable[[str, int | None], None]
+
+
+@dataclass
+class SourceOutcome:
+    name: str
+    type: str
+    read: int = 0
+    deleted: int = 0
+    error: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "read": self.read,
+                "deleted_at_source": self.deleted, "error": self.error or None,
+                "problems": self.problems[:20]}
+
+
+@dataclass
+class ReindexResult:
+    update: UpdateResult
+    sources: list[SourceOutcome]
+    dry_run: bool = False
+    full: bool = False
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[SourceOutcome]:
+        return [s for s in self.sources if s.error]
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            # A --full run writes nothing unless every source was read.
+            everything = self.full or len(self.failed) == len(self.sources)
+            return "failed" if everything else "partial"
+        return "indexed" if self.update.changed else "nothing-to-do"
+
+    @property
+    def exit_code(self) -> int:
+        return {"failed": EXIT_FAILED, "partial": EXIT_PARTIAL, "indexed": EXIT_INDEXED,
+                "nothing-to-do": EXIT_NOTHING}[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.update.to_dict(), "seconds": round(self.seconds, 3),
+                "status": self.status, "exit_code": self.exit_code, "dry_run": self.dry_run,
+                "full": self.full, "sources": [s.to_dict() for s in self.sources]}
+
+
+class _DryRun(Exception):
+    """Leaves the writer's `with` block so that it throws its work away."""
+
+
+def reindex(
+    settings: Settings,
+    *,
+    encoder: Encoder | None = None,
+    full: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    embed_progress: bool = False,
+) -> ReindexResult:
+    """Bring the index at `settings.index_path` up to date with `settings.sources`.
+
+    `full` ignores the cursors, reads every source whole and re-embeds everything (every
+    source must succeed, or nothing is written). `dry_run` reads and compares, writes nothing.
+    """
+    started = time.perf_counter()
+    if not settings.sources:
+        where = settings.config_file or "casematch.toml"
+        raise ConfigError(f"{where}: no [[sources]] to reindex; add one (see "
+                          "examples/casematch.toml)")
+    root = Path(settings.index_path)
+    _probe_lock(root)  # fail before spending seconds loading the model
+    encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
+                                      batch_size=settings.batch_size)
+    outcomes: list[SourceOutcome] = []
+    try:
+        with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,
+                         fresh=full and not dry_run) as writer, SyncState(root) as state:
+            batches = _pull_all(settings, state, full, outcomes, progress)
+            if len(batches) < len(settings.sources) and (full or not batches):
+                # Nothing usable (or a --full run missing a source): keep the index as is.
+                raise _DryRun
+            embedded = _apply(writer, state, batches, full=full, dry_run=dry_run)
+            if dry_run:
+                writer.result.embedded = embedded
+                raise _DryRun
+            result = writer.commit(progress=embed_progress)
+            if full:
+                state.reset()
+            for source, batch in batches:
+                _save(state, source, batch, result.generation)
+            state.commit()
+    except _DryRun:
+        result = writer.result
+    return ReindexResult(update=result, sources=outcomes, dry_run=dry_run, full=full,
+                         seconds=time.perf_counter() - started)
+
+
+def _probe_lock(root: Path) -> None:
+    from filelock import FileLock, Timeout
+
+    if not (root / LOCK).exists():
+        return
+    lock = FileLock(root / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise IndexLockedError(f"{root}: another reindex (or index build) is writing this "
+                               "index; this one stops here. Try again when it has finished"
+                               ) from exc
+    lock.release()
+
+
+def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[SourceOutcome],
+              progress: Progress | None) -> list[tuple[SourceConfig, SyncBatch]]:
+    batches: list[tuple[SourceConfig, SyncBatch]] = []
+    for source in settings.sources:
+        outcome = SourceOutcome(source.label, source.type)
+        outcomes.append(outcome)
+        cursor = None if full else state.cursor(source.label)
+
+        def tick(count: int, label: str = source.label) -> None:
+            if progress:
+                progress(label, count)
+
+        try:
+            batch = pull(source, cursor, settings.read_options, progress=tick)
+        except Exception as exc:
+            # Any failure of one source (bad token, network, a bug on odd data) must not
+            # stop the others; its cursor does not move, so the next run retries it.
+            outcome.error = _redact(_describe(exc), settings)
+            continue
+        finally:
+            if progress:
+                progress(source.label, None)
+        outcome.read = len(batch.cases)
+        outcome.deleted = len(batch.deleted)
+        outcome.problems = [_redact(p, settings) for p in batch.report.problems]
+        batches.append((source, batch))
+    return batches
+
+
+def pull(source: SourceConfig, cursor: dict[str, Any] | None, options: ReadOptions, *,
+         progress: Callable[[int], None] | None = None) -> SyncBatch:
+    """What one source yields on this run (everything, for exports)."""
+    if source.type == "slack-api":
+        from casematch.sources.slack_api import pull_slack
+
+        return pull_slack(source, cursor, options, progress=progress)
+    if source.type == "zendesk-api":
+        from casematch.sources.zendesk_api import pull_zendesk
+
+        return pull_zendesk(source, cursor, options, progress=progress)
+    if source.type not in _EXPORT_FORMATS:
+        raise ConfigError(f"{source.label}: unknown source type {source.type!r}")
+    batch = SyncBatch(complete=True, report=ReadReport())
+    for case in read_source(source.path, format=_EXPORT_FORMATS[source.type], options=options,
+                            report=batch.report):
+        batch.cases.append(case)
+        if progress and len(batch.cases) % 500 == 0:
+            progress(len(batch.cases))
+    return batch
+
+
+def _apply(writer: IndexWriter, state: SyncState, batches: list[tuple[SourceConfig, SyncBatch]],
+           *, full: bool, dry_run: bool) -> int:
+    """Upserts and deletions into the writer; returns the texts a dry run would embed."""
+    seen: set[str] = set()
+    would_embed = 0
+    for _, batch in batches:
+        for case in batch.cases:
+            before = writer.result.added + writer.result.updated
+            writer.upsert(case)
+            seen.add(case.id)
+            changed = writer.result.added + writer.result.updated > before
+            # A real --full run re-embeds every case it keeps, changed or not.
+            kept = case.resolved or writer.include_unresolved
+            if dry_run and (changed or (full and kept)):
+                would_embed += len(writer.encoder.chunk(case.search_text()))
+    for source, batch in batches:
+        gone = set(batch.deleted)
+        if batch.complete:
+            gone |= state.owned(source.label)
+        for case_id in sorted(gone - seen):
+            writer.delete(case_id)
+    if full:
+        writer.delete_unseen()  # every source was read whole: the union is the index
+    return would_embed
+
+
+def _save(state: SyncState, source: SourceConfig, batch: SyncBatch, generation: str) -> None:
+    ids = [case.id for case in batch.cases]
+    state.save(source.label, cursor=batch.cursor if batch.cursor is not None else {},
+               generation=generation, add=ids, remove=batch.deleted,
+               replace_owned=batch.complete)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, CasematchError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _redact(message: str, settings: Settings) -> str:
+    """Defence in depth: no secret value survives into a message, whatever raised it."""
+    for source in settings.sources:
+        token = source.credentials.token
+        if token and len(token) >= 4:
+            message = message.replace(token, "***")
+    return message
