@@ -135,3 +135,33 @@ def test_real_process(jsonl: Path, tmp_path: Path) -> None:
                              str(tmp_path / "none")], capture_output=True, text=True)
     assert failed.returncode == 1
     assert failed.stderr.strip().count("\n") == 0 and "Traceback" not in failed.stderr
+
+
+def test_every_command_accepts_config(jsonl: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASEMATCH_INDEX", raising=False)  # the environment beats the file
+    config = tmp_path / "conf" / "casematch.toml"
+    config.parent.mkdir()
+    config.write_text('[index]\npath = "../idx"\n', encoding="utf-8")  # relative to the file
+    assert run("index", str(jsonl), "--config", str(config))[0] == 0
+    assert (tmp_path / "idx" / "CURRENT").exists()
+
+    code, out, _ = run("query", "okta sign-in loop", "--config", str(config), "-k", "1", "--json")
+    assert code == 0 and [m["id"] for m in json.loads(out)["matches"]] == ["sso-1"]
+    code, out, _ = run("stats", "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["cases"] == 2
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"query": "okta sign-in loop", "relevant": ["sso-1"]}) + "\n",
+                       encoding="utf-8")
+    code, out, _ = run("eval", str(queries), "--config", str(config), "--json")
+    assert code == 0 and json.loads(out)["queries"] == 1
+
+    # The command's own --config wins over the group's.
+    other = tmp_path / "other.toml"
+    other.write_text('[index]\npath = "nowhere"\n', encoding="utf-8")
+    assert run("--config", str(other), "stats", "--config", str(config))[0] == 0
+    code, _, err = run("--config", str(other), "stats")
+    assert code == 1 and "no index here" in err
+
+    for command in (["index"], ["query"], ["stats"], ["eval"], ["reindex"], ["slack", "serve"]):
+        assert "--config" in run(*command, "--help")[1], command

@@ -1,0 +1,216 @@
+"""What the responder does for each kind of Slack request. Thin: parse, one call, render.
+
+These run on the responder's work pool, after Bolt has acknowledged the request
+(`app.register`), so a search never delays the 3-second ack.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from casematch import render
+from casematch.slack.capture import Capturer
+from casematch.slack.settings import SlackSettings
+from casematch.slack.state import SlackState, root_id
+from casematch.slack.suggest import Suggester, Suggestions
+from casematch.sources.slack_export import raw_text
+from casematch.text import slack_to_text
+
+log = logging.getLogger(__name__)
+
+# Message subtypes that are a person (or an allowed bot) posting something new.
+_NEW_POST_SUBTYPES = frozenset({None, "bot_message", "file_share", "thread_broadcast"})
+HEADING = "*Similar resolved cases*"
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """Plain text of a message, including what bots put in blocks and attachments."""
+    return slack_to_text(raw_text(message)).strip()
+
+
+class Responder:
+    def __init__(self, slack: SlackSettings, suggester: Suggester, state: SlackState,
+                 capturer: Capturer) -> None:
+        self.slack = slack
+        self.suggester = suggester
+        self.state = state
+        self.capturer = capturer
+        self.bot_user_id = ""
+        self.bot_id = ""
+
+    # ---- rendering ------------------------------------------------------------------------
+
+    def _reply(self, query_id: str, found: Suggestions) -> tuple[list[dict[str, Any]], str]:
+        values = [json.dumps({"q": query_id, "c": m.case.id}) for m in found.matches]
+        blocks = render.to_blocks_with_feedback(found.matches, values, heading=HEADING)
+        return blocks, render.to_fallback_text(found.matches)
+
+    def _is_ours(self, message: dict[str, Any]) -> bool:
+        return bool((self.bot_id and message.get("bot_id") == self.bot_id)
+                    or (self.bot_user_id and message.get("user") == self.bot_user_id))
+
+    def _wanted_post(self, message: dict[str, Any]) -> bool:
+        if message.get("subtype") not in _NEW_POST_SUBTYPES or self._is_ours(message):
+            return False
+        if message.get("thread_ts") not in (None, message.get("ts")):
+            return False  # a reply in a thread, not a new case
+        bot_id = message.get("bot_id")
+        return not bot_id or self.slack.answers_bot(str(bot_id))
+
+    # ---- events ---------------------------------------------------------------------------
+
+    def on_message(self, body: dict[str, Any], client: Any) -> None:
+        event = body.get("event") or {}
+        channel = str(event.get("channel") or "")
+        if channel not in self.slack.channels:
+            return
+        if not self.state.claim_event(str(body.get("event_id") or "")):
+            return  # a retry, or a twin replica got it first
+        subtype = event.get("subtype")
+        if subtype == "message_deleted":
+            self._root_gone(client, channel, str(event.get("deleted_ts") or ""))
+        elif subtype == "message_changed":
+            message = event.get("message") or {}
+            ts = str(message.get("ts") or "")
+            if message.get("subtype") == "tombstone":  # a root with replies, deleted
+                self._root_gone(client, channel, ts)
+            elif self._wanted_post(message):
+                self._root_edited(client, channel, ts, message_text(message))
+        elif self._wanted_post(event):
+            self._new_root(client, channel, str(event["ts"]), message_text(event))
+
+    def _new_root(self, client: Any, channel: str, ts: str, text: str) -> None:
+        if not text or not self.state.claim_root(channel, ts, text):
+            return
+        try:
+            found = self.suggester.suggest(text, channel)
+            self.state.set_reply(channel, ts, self._post(client, channel, ts, found) or "")
+        except BaseException:
+            self.state.set_reply(channel, ts, "")  # never leave an edit waiting on us
+            raise
+
+    def _post(self, client: Any, channel: str, ts: str, found: Suggestions) -> str | None:
+        if found.matches:
+            blocks, fallback = self._reply(root_id(channel, ts), found)
+        elif self.slack.no_match_note:
+            blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
+        else:
+            return None  # silent below the threshold
+        posted = client.chat_postMessage(channel=channel, thread_ts=ts, blocks=blocks,
+                                         text=fallback, unfurl_links=False)
+        return str(posted["ts"])
+
+    def _root_edited(self, client: Any, channel: str, ts: str, text: str) -> None:
+        known = self.state.settled(root_id(channel, ts))
+        if known is None:
+            return  # posted before we were watching: not a case we answered
+        if text == known.text:
+            # Slack also sends message_changed for link unfurls and thread bookkeeping:
+            # the case is the same, and so is its answer.
+            return
+        self.state.set_text(channel, ts, text)
+        found = self.suggester.suggest(text, channel)
+        if not known.reply_ts:  # we were silent; the edited case may now have matches
+            if found.matches:
+                self.state.set_reply(channel, ts, self._post(client, channel, ts, found))
+            return
+        if found.matches:
+            blocks, fallback = self._reply(known.id, found)
+        else:
+            blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
+        client.chat_update(channel=channel, ts=known.reply_ts, blocks=blocks, text=fallback)
+
+    def _root_gone(self, client: Any, channel: str, ts: str) -> None:
+        known = self.state.settled(root_id(channel, ts))
+        if known is None or not known.reply_ts:
+            return
+        try:
+            client.chat_delete(channel=channel, ts=known.reply_ts)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "message_not_found":
+                raise
+        self.state.set_reply(channel, ts, "")
+
+    def on_reaction(self, body: dict[str, Any], client: Any) -> None:
+        event = body.get("event") or {}
+        item = event.get("item") or {}
+        channel = str(item.get("channel") or "")
+        if (item.get("type") != "message" or channel not in self.slack.channels
+                or event.get("reaction") not in self.slack.capture_reactions):
+            return
+        if self.state.claim_event(str(body.get("event_id") or "")):
+            self.capturer.capture(client, channel, str(item.get("ts")))
+
+    # ---- ephemeral answers ------------------------------------------------------------------
+
+    def _ephemeral(self, client: Any, channel: str, user: str, text: str,
+                   thread_ts: str | None = None) -> dict[str, Any]:
+        """Results only `user` sees. Private cases follow the channel rule here too."""
+        query_id = uuid.uuid4().hex
+        self.state.add_query(query_id, channel, text, thread_ts or "")
+        found = self.suggester.suggest(text, channel)
+        if found.matches:
+            blocks, fallback = self._reply(query_id, found)
+        else:
+            blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
+        message = {"blocks": blocks, "text": fallback}
+        client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
+        return message
+
+    def on_mention(self, body: dict[str, Any], client: Any) -> None:
+        event = body.get("event") or {}
+        if not self.state.claim_event(str(body.get("event_id") or "")):
+            return
+        channel, thread_ts = str(event.get("channel") or ""), event.get("thread_ts")
+        if not thread_ts and channel in self.slack.channels:
+            return  # a new post in a swarm channel: answered in public by on_message
+        text = message_text({**event, "text": _without_mentions(str(event.get("text") or ""))})
+        if not text and thread_ts:  # "@casematch" alone in a thread: ask about its root
+            page = client.conversations_replies(channel=channel, ts=thread_ts, limit=1)
+            text = message_text((page.get("messages") or [{}])[0])
+        if text:
+            self._ephemeral(client, channel, str(event.get("user") or ""), text, thread_ts)
+
+    def on_command(self, command: dict[str, Any], client: Any, respond: Any) -> None:
+        text, user = str(command.get("text") or "").strip(), str(command.get("user_id"))
+        channel = str(command.get("channel_id") or "")
+        if not text:
+            respond(response_type="ephemeral",
+                    text=f"Usage: {self.slack.slash_command} <describe the case>")
+            return
+        try:
+            self._ephemeral(client, channel, user, text)
+        except SlackApiError as exc:
+            # The bot is not in this channel: the response URL still reaches the user.
+            if exc.response.get("error") not in ("channel_not_found", "not_in_channel"):
+                raise
+            found = self.suggester.suggest(text, channel)
+            respond(response_type="ephemeral", text=render.to_text(found.matches))
+
+    def on_feedback(self, body: dict[str, Any], client: Any) -> None:
+        action = (body.get("actions") or [{}])[0]
+        verdict = "helpful" if action.get("action_id") == "casematch_helpful" else "not_relevant"
+        try:
+            value = json.loads(str(action.get("value") or ""))
+        except ValueError:
+            return
+        user = str((body.get("user") or {}).get("id") or "")
+        if not self.state.add_feedback(str(value.get("q")), str(value.get("c")), verdict, user):
+            return
+        channel = str((body.get("channel") or {}).get("id") or "")
+        container = body.get("container") or {}
+        if channel and not container.get("is_ephemeral"):
+            message = body.get("message") or {}
+            client.chat_postEphemeral(
+                channel=channel, user=user, text="Thanks, noted.",
+                thread_ts=message.get("thread_ts") or container.get("thread_ts"))
+
+
+def _without_mentions(text: str) -> str:
+    return re.sub(r"<@[UW][A-Z0-9]+(\|[^>]*)?>", " ", text).strip()

@@ -1,0 +1,92 @@
+"""`[slack]` settings and tokens, resolved once at the CLI edge.
+
+This is the one module of the responder that looks at environment variables, and only
+through the mapping it is given: library code receives a `SlackSettings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casematch.config import Settings
+from casematch.errors import ConfigError
+
+# Above this cosine a suggestion is worth an agent's time; `casematch eval` calibrates it.
+DEFAULT_MIN_SCORE = 0.55
+PRIVATE_RULES = ("own-channel", "never")
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """Everything the responder needs. Tokens are kept out of `repr` (and so out of logs)."""
+
+    index_path: Path
+    channels: tuple[str, ...] = ()
+    api_base_url: str | None = None
+    min_score: float = DEFAULT_MIN_SCORE
+    max_results: int = 3
+    # Post a short "no close match" note instead of staying silent below the threshold.
+    no_match_note: bool = False
+    # Posts by other bots (Workflow Builder, helpdesk bots): False, True, or bot ids.
+    answer_bots: bool | tuple[str, ...] = False
+    capture_reactions: tuple[str, ...] = ()
+    # Where a case from a private channel may be shown (see README, "Privacy").
+    private_cases: str = "own-channel"
+    slash_command: str = "/casematch"
+    settings: Settings = field(default_factory=Settings)
+    bot_token: str = field(default="", repr=False)
+    app_token: str = field(default="", repr=False)
+    signing_secret: str = field(default="", repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> SlackSettings:
+        """Read `[slack]` from `settings` and the tokens from `env` (os.environ at the edge)."""
+        table: Mapping[str, Any] = settings.sections.get("slack", {})
+        try:
+            bots = table.get("answer_bots", False)
+            answer_bots: bool | tuple[str, ...] = (
+                bool(bots) if isinstance(bots, bool) else tuple(str(b) for b in bots)
+            )
+            private = str(table.get("private_cases", "own-channel"))
+            if private not in PRIVATE_RULES:
+                raise ValueError(f"private_cases must be one of {', '.join(PRIVATE_RULES)}")
+            return cls(
+                index_path=settings.index_path,
+                channels=tuple(str(c) for c in table.get("channels", ())),
+                api_base_url=(env.get("CASEMATCH_SLACK_API_URL")
+                              or table.get("api_base_url") or None),
+                min_score=float(table.get("min_score", DEFAULT_MIN_SCORE)),
+                max_results=int(table.get("max_results", 3)),
+                no_match_note=bool(table.get("no_match_note", False)),
+                answer_bots=answer_bots,
+                capture_reactions=tuple(str(r) for r in table.get(
+                    "capture_reactions", settings.reactions)),
+                private_cases=private,
+                slash_command=str(table.get("slash_command", "/casematch")),
+                settings=settings,
+                bot_token=env.get("SLACK_BOT_TOKEN", ""),
+                app_token=env.get("SLACK_APP_TOKEN", ""),
+                signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[slack]: {exc}") from exc
+
+    def require(self, *, socket_mode: bool) -> None:
+        """Fail early, naming the variable to set (never its value)."""
+        if not self.bot_token:
+            raise ConfigError("set SLACK_BOT_TOKEN to the app's bot token (xoxb-...)")
+        if socket_mode and not self.app_token:
+            raise ConfigError("Socket Mode needs SLACK_APP_TOKEN, an app-level token (xapp-...) "
+                              "with the connections:write scope")
+        if not socket_mode and not self.signing_secret:
+            raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information page)")
+        if not self.channels:
+            raise ConfigError("[slack] channels is empty: list the ids of the swarm channels")
+
+    def answers_bot(self, bot_id: str) -> bool:
+        if isinstance(self.answer_bots, bool):
+            return self.answer_bots
+        return bot_id in self.answer_bots

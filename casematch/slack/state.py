@@ -1,0 +1,158 @@
+"""The responder's own state: `slack.sqlite` at the index root, beside the generations.
+
+It lives outside every generation on purpose: a reindex replaces generations, and the
+record of which events were handled, which replies exist and what agents said about them
+must survive that. WAL mode lets several replicas and threads read and write it at once;
+`INSERT OR IGNORE` on a primary key is the atomic claim that makes a reply happen once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_FILE = "slack.sqlite"
+# Slack retries an event for about an hour; a day of event ids is plenty.
+EVENT_MEMORY_S = 24 * 3600
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS queries (
+    id TEXT PRIMARY KEY,          -- "<channel>:<ts>" for a root, a random id otherwise
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL DEFAULT '',  -- the root, or the thread an ephemeral query was asked in
+    text TEXT NOT NULL,
+    reply_ts TEXT,                -- our reply; NULL while being decided, '' for none
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    query_id TEXT NOT NULL,
+    query_text TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('helpful', 'not_relevant')),
+    user TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (query_id, case_id, user)   -- a changed mind replaces the first vote
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    id: str
+    channel: str
+    ts: str
+    text: str
+    reply_ts: str | None
+
+
+def root_id(channel: str, ts: str) -> str:
+    return f"{channel}:{ts}"
+
+
+class SlackState:
+    """Short transactions on `slack.sqlite`; safe from many threads and processes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        # A connection per operation: cheap next to a Slack round trip, and no sharing of
+        # one connection across the listener threads.
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            yield db
+        finally:
+            db.close()
+
+    @classmethod
+    def at_index(cls, index_root: Path) -> SlackState:
+        return cls(Path(index_root) / STATE_FILE)
+
+    # ---- exactly once -----------------------------------------------------------------------
+
+    def claim_event(self, event_id: str) -> bool:
+        """True for the first delivery of `event_id` anywhere; False for a retry or a twin."""
+        if not event_id:
+            return True
+        now = time.time()
+        with self._db() as db:
+            inserted = db.execute("INSERT OR IGNORE INTO events VALUES (?, ?)",
+                                  (event_id, now)).rowcount == 1
+            if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
+                db.execute("DELETE FROM events WHERE seen_at < ?", (now - EVENT_MEMORY_S,))
+        return inserted
+
+    def claim_root(self, channel: str, ts: str, text: str) -> bool:
+        """True if this process is the one to answer the root message (channel, ts)."""
+        with self._db() as db:
+            return db.execute(
+                "INSERT OR IGNORE INTO queries (id, channel, ts, text, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (root_id(channel, ts), channel, ts, text, time.time()),
+            ).rowcount == 1
+
+    def add_query(self, query_id: str, channel: str, text: str, thread_ts: str = "") -> None:
+        """A query asked ephemerally; `thread_ts` when asked inside a thread."""
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO queries (id, channel, ts, text, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       (query_id, channel, thread_ts, text, time.time()))
+
+    def set_reply(self, channel: str, ts: str, reply_ts: str | None) -> None:
+        with self._db() as db:
+            db.execute("UPDATE queries SET reply_ts = ? WHERE id = ?",
+                       (reply_ts, root_id(channel, ts)))
+
+    def set_text(self, channel: str, ts: str, text: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE queries SET text = ? WHERE id = ?", (text, root_id(channel, ts)))
+
+    def settled(self, query_id: str, timeout: float = 5.0) -> Query | None:
+        """The query once its first answer is decided (reply posted or silence chosen).
+
+        An edit or delete can arrive while the first reply is still in flight; waiting a
+        little (bounded) lets it act on that reply instead of missing it.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            found = self.query(query_id)
+            if found is None or found.reply_ts is not None or time.monotonic() > deadline:
+                return found
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    def query(self, query_id: str) -> Query | None:
+        with self._db() as db:
+            row = db.execute("SELECT id, channel, ts, text, reply_ts FROM queries WHERE id = ?",
+                             (query_id,)).fetchone()
+        return Query(*row) if row else None
+
+    # ---- feedback -----------------------------------------------------------------------------
+
+    def add_feedback(self, query_id: str, case_id: str, verdict: str, user: str) -> bool:
+        """Store a vote; False when the query is unknown (e.g. state from another index)."""
+        found = self.query(query_id)
+        if found is None:
+            return False
+        with self._db() as db:
+            db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+                       (query_id, found.text, case_id, verdict, user, time.time()))
+        return True
+
+    def feedback_rows(self) -> list[tuple[str, str, str, str, str, float]]:
+        with self._db() as db:
+            return list(db.execute(
+                "SELECT query_id, query_text, case_id, verdict, user, at FROM feedback "
+                "ORDER BY at"))
