@@ -114,6 +114,7 @@ def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | 
         cases, settings.index_path, model=settings.model,
         include_unresolved=include_unresolved, reuse=not full,
         progress=sys.stderr.isatty() and not as_json,
+        device=settings.device, runtime=settings.runtime,
     )
     if as_json:
         click.echo(json.dumps({"read": report.to_dict(), "index": result.to_dict(),
@@ -190,7 +191,7 @@ def query_cmd(ctx: click.Context, text: str, index_path: Path | None, k: int,
     filters = Filters(sources=sources, channels=channels, tags=tags,
                       since=_date(since), until=_date(until))
     with CaseIndex.open(settings.index_path, model=settings.model,
-                        device=settings.device) as index:
+                        device=settings.device, runtime=settings.runtime) as index:
         matches = index.search(query, k=k, filters=filters,
                                options=_search_options(mode, half_life, no_collapse))
     click.echo(render.to_json(matches, query=query) if as_json
@@ -240,7 +241,8 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
                 "a query counts once agents vote one of the responder's suggestions Helpful")
     else:
         labelled = load_queries(queries)
-    with CaseIndex.open(settings.index_path, device=settings.device) as index:
+    with CaseIndex.open(settings.index_path, device=settings.device,
+                        runtime=settings.runtime) as index:
         report = evaluate(index, labelled, k, target_precision=target_precision,
                           options=_search_options(mode, half_life, no_collapse))
     if as_json:

@@ -126,6 +126,7 @@ class CaseIndex:
         model: str | None = None,
         encoder: Encoder | None = None,
         device: str = "cpu",
+        runtime: str = "auto",
     ) -> CaseIndex:
         """Open the current generation. The model loads on the first search, not here."""
         root = Path(path)
@@ -148,7 +149,7 @@ class CaseIndex:
             ) from exc
         store = CaseStore(gen_dir / CASES)
         lazy: Encoder | Callable[[], Encoder] = encoder or (
-            lambda: load_encoder(manifest["model"], device=device)
+            lambda: load_encoder(manifest["model"], device=device, runtime=runtime)
         )
         return cls(root, generation, manifest, store, vectors, lazy)
 
@@ -163,6 +164,8 @@ class CaseIndex:
         include_unresolved: bool = False,
         progress: bool = False,
         reuse: bool = True,
+        device: str = "cpu",
+        runtime: str = "auto",
     ) -> tuple[CaseIndex, UpdateResult]:
         """Write a generation holding exactly `cases`; cases missing from it are deleted.
 
@@ -170,7 +173,7 @@ class CaseIndex:
         (same model), so rebuilding from a full export re-embeds only what changed.
         """
         root = Path(path)
-        encoder = encoder or load_encoder(model or "default")
+        encoder = encoder or load_encoder(model or "default", device=device, runtime=runtime)
         with IndexWriter(root, encoder, include_unresolved=include_unresolved,
                          fresh=not reuse) as writer:
             for case in cases:

@@ -109,7 +109,7 @@ def reindex(
     root = Path(settings.index_path)
     _probe_lock(root)  # fail before spending seconds loading the model
     encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
-                                      batch_size=settings.batch_size)
+                                      batch_size=settings.batch_size, runtime=settings.runtime)
     outcomes: list[SourceOutcome] = []
     try:
         with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,

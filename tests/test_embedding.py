@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FakeEncoder, make_case
 
 from casematch.embedding import (
     DEFAULT_MODEL_NAME,
@@ -89,8 +90,6 @@ class _Loaded(Exception):
     pass
 
 
-@pytest.mark.xfail(strict=True, reason="Settings.runtime is parsed but not passed to "
-                   "load_encoder by reindex (nor by `casematch index`, CaseIndex.open)")
 def test_reindex_builds_with_the_runtime_setting(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import casematch.reindex
@@ -110,3 +109,23 @@ def test_reindex_builds_with_the_runtime_setting(tmp_path: Path,
     with pytest.raises(_Loaded):
         casematch.reindex.reindex(settings)
     assert seen.get("runtime") == "bf16"
+
+
+def test_an_opened_index_loads_its_model_with_the_runtime_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import casematch.index
+    from casematch.index import CaseIndex
+
+    CaseIndex.build([make_case("1", "printer jam", "replace the fuser")], tmp_path / "idx",
+                    encoder=FakeEncoder())
+    seen: dict[str, object] = {}
+
+    def fake_load_encoder(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise _Loaded
+
+    monkeypatch.setattr(casematch.index, "load_encoder", fake_load_encoder)
+    index = CaseIndex.open(tmp_path / "idx", runtime="fp32")
+    with pytest.raises(_Loaded):
+        index.search("printer")  # the model loads on the first search
+    assert seen.get("runtime") == "fp32"

@@ -60,7 +60,7 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     client = client or web_client(slack)
     settings = slack.settings
     index = LiveIndex(slack.index_path, model=settings.model, encoder=encoder,
-                      device=settings.device)
+                      device=settings.device, runtime=settings.runtime)
     state = SlackState.at_index(slack.index_path)
     responder = Responder(slack, Suggester(index, slack), state,
                           Capturer(index, settings.read_options))

@@ -26,11 +26,13 @@ class LiveIndex:
     """The current generation of an index, reopened when CURRENT names a new one."""
 
     def __init__(self, root: Path, *, model: str | None = None,
-                 encoder: Encoder | None = None, device: str = "cpu") -> None:
+                 encoder: Encoder | None = None, device: str = "cpu",
+                 runtime: str = "auto") -> None:
         self.root = Path(root)
         self._model, self._device = model, device
         self._lock = threading.Lock()
-        self._index = CaseIndex.open(self.root, model=model, encoder=encoder, device=device)
+        self._index = CaseIndex.open(self.root, model=model, encoder=encoder, device=device,
+                                     runtime=runtime)
         self._checked = time.monotonic()
 
     def get(self) -> CaseIndex:
