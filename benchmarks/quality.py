@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import common
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "## Retrieval quality"
 MODES = ("hybrid", "dense", "lexical")
 COMMAND = "python benchmarks/quality.py"
@@ -128,19 +129,6 @@ def table(rows: list[tuple[str, str, dict[str, object]]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    """Replace only our section of RESULTS.md; other sections belong to others."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    section = f"{SECTION}\n\n{body.strip()}\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        following = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[following + 1:] if following >= 0 else "")
-    else:
-        text = text.rstrip() + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -159,7 +147,8 @@ def main() -> int:
     result = table(rows)
     print(result)
     if not args.no_write:
-        write_section(RESULTS_TEXT.format(command=COMMAND, table=result))
+        body = RESULTS_TEXT.format(command=COMMAND, table=result)
+        common.write_section(SECTION.removeprefix("## "), body)
     return 0
 
 

@@ -91,8 +91,11 @@ class CaseStore:
     @property
     def has_fts(self) -> bool:
         """False for generations written before the lexical index existed."""
+        return self._has_table("cases_fts")
+
+    def _has_table(self, name: str) -> bool:
         row = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cases_fts'"
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
         return row is not None
 
@@ -322,10 +325,7 @@ class CaseStore:
     @functools.cached_property
     def has_lexicon(self) -> bool:
         """False for generations written before term counts were kept."""
-        row = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lexicon'"
-        ).fetchone()
-        return row is not None
+        return self._has_table("lexicon")
 
     def finish_lexical(self) -> None:
         """Before a generation is committed: merge the FTS5 segments and count terms.
