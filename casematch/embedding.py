@@ -221,6 +221,20 @@ class SentenceTransformerEncoder:
         return vectors
 
 
+def serve_queries_on_one_thread() -> None:
+    """Run torch on one thread in a process that answers queries.
+
+    A query is one short text: splitting its small matmuls over two OpenMP threads saves
+    little, and when anything else holds a core the threads spin-wait on each other at
+    every layer. Measured on this 2-core machine beside a busy process: query embedding
+    p50 492 ms on two threads, 22 ms on one (benchmarks/RESULTS.md, Scale). A responder
+    gets its parallelism from answering several queries at once instead.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def load_encoder(model: str = DEFAULT_MODEL_NAME, *, device: str = "cpu",
                  batch_size: int = DEFAULT_BATCH_SIZE,
                  runtime: str = "auto") -> SentenceTransformerEncoder:

@@ -30,7 +30,12 @@ import numpy as np
 
 from casematch import __version__
 from casematch.cases import Case, Match
-from casematch.embedding import Encoder, canonical_model_name, load_encoder
+from casematch.embedding import (
+    Encoder,
+    canonical_model_name,
+    load_encoder,
+    serve_queries_on_one_thread,
+)
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
 from casematch.store import CaseStore
 from casematch.vectors import EXACT_LIMIT, VectorIndex
@@ -148,9 +153,12 @@ class CaseIndex:
                 "rebuild the index"
             ) from exc
         store = CaseStore(gen_dir / CASES)
-        lazy: Encoder | Callable[[], Encoder] = encoder or (
-            lambda: load_encoder(manifest["model"], device=device, runtime=runtime)
-        )
+        def query_encoder() -> Encoder:
+            # An opened index answers queries; building loads its own encoder.
+            serve_queries_on_one_thread()
+            return load_encoder(manifest["model"], device=device, runtime=runtime)
+
+        lazy: Encoder | Callable[[], Encoder] = encoder or query_encoder
         return cls(root, generation, manifest, store, vectors, lazy)
 
     @classmethod

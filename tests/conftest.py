@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -59,3 +60,15 @@ def real_encoder():  # type: ignore[no-untyped-def]
 def make_case(case_id: str, problem: str, resolution: str = "", **kwargs: object) -> Case:
     return Case(id=case_id, problem=problem, resolution=resolution,
                 resolved=kwargs.pop("resolved", bool(resolution)), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored() -> Iterator[None]:
+    # Opening an index for queries puts torch on one thread for the whole process; the
+    # tests that build with the real model afterwards should not pay for that.
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)

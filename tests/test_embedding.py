@@ -129,3 +129,21 @@ def test_an_opened_index_loads_its_model_with_the_runtime_asked_for(
     with pytest.raises(_Loaded):
         index.search("printer")  # the model loads on the first search
     assert seen.get("runtime") == "fp32"
+
+
+def test_an_index_opened_for_queries_runs_torch_on_one_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import casematch.index
+    from casematch.index import CaseIndex
+
+    monkeypatch.setattr(casematch.index, "load_encoder", lambda *a, **k: FakeEncoder())
+
+    CaseIndex.build([make_case("1", "printer jam", "replace the fuser")], tmp_path / "idx",
+                    encoder=FakeEncoder())
+    torch.set_num_threads(2)
+    index = CaseIndex.open(tmp_path / "idx")
+    assert torch.get_num_threads() == 2  # opening loads nothing
+    index.encoder  # noqa: B018 - the first use loads the model
+    assert torch.get_num_threads() == 1
