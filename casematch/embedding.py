@@ -227,8 +227,8 @@ def serve_queries_on_one_thread() -> None:
     A query is one short text: splitting its small matmuls over two OpenMP threads saves
     little, and when anything else holds a core the threads spin-wait on each other at
     every layer. Measured on this 2-core machine beside a busy process: query embedding
-    p50 492 ms on two threads, 22 ms on one (benchmarks/RESULTS.md, Scale). A responder
-    gets its parallelism from answering several queries at once instead.
+    p50 492 ms on two threads, 22 ms on one (benchmarks/RESULTS.md, "Query threads"). A
+    responder gets its parallelism from answering several queries at once instead.
     """
     import torch
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -209,7 +210,12 @@ def _collapse_window(k: int) -> int:
 
 
 def _trigrams(case: Case) -> frozenset[str]:
-    text = " ".join(f"{case.title} {case.problem}".lower().split())[:COLLAPSE_CHARS]
+    return _trigrams_of(" ".join(f"{case.title} {case.problem}".lower().split())[:COLLAPSE_CHARS])
+
+
+@functools.lru_cache(maxsize=8192)
+def _trigrams_of(text: str) -> frozenset[str]:
+    # The same top cases come back query after query; their sets were most of collapse.
     return frozenset(text[i : i + 3] for i in range(max(1, len(text) - 2)))
 
 

