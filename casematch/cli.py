@@ -114,7 +114,7 @@ def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | 
         cases, settings.index_path, model=settings.model,
         include_unresolved=include_unresolved, reuse=not full,
         progress=sys.stderr.isatty() and not as_json,
-        device=settings.device, runtime=settings.runtime,
+        device=settings.device, runtime=settings.runtime, batch_size=settings.batch_size,
     )
     if as_json:
         click.echo(json.dumps({"read": report.to_dict(), "index": result.to_dict(),

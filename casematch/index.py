@@ -31,6 +31,7 @@ import numpy as np
 from casematch import __version__
 from casematch.cases import Case, Match
 from casematch.embedding import (
+    DEFAULT_BATCH_SIZE,
     Encoder,
     canonical_model_name,
     load_encoder,
@@ -174,6 +175,7 @@ class CaseIndex:
         reuse: bool = True,
         device: str = "cpu",
         runtime: str = "auto",
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> tuple[CaseIndex, UpdateResult]:
         """Write a generation holding exactly `cases`; cases missing from it are deleted.
 
@@ -181,7 +183,8 @@ class CaseIndex:
         (same model), so rebuilding from a full export re-embeds only what changed.
         """
         root = Path(path)
-        encoder = encoder or load_encoder(model or "default", device=device, runtime=runtime)
+        encoder = encoder or load_encoder(model or "default", device=device, runtime=runtime,
+                                          batch_size=batch_size)
         with IndexWriter(root, encoder, include_unresolved=include_unresolved,
                          fresh=not reuse) as writer:
             for case in cases:

@@ -147,3 +147,29 @@ def test_an_index_opened_for_queries_runs_torch_on_one_thread(
     assert torch.get_num_threads() == 2  # opening loads nothing
     index.encoder  # noqa: B018 - the first use loads the model
     assert torch.get_num_threads() == 1
+
+
+def test_casematch_index_encodes_with_the_configured_device_runtime_and_batch_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import casematch.index
+    from casematch.cli import cli
+
+    seen: dict[str, object] = {}
+
+    def fake_load_encoder(*args: object, **kwargs: object) -> FakeEncoder:
+        seen.update(kwargs)
+        return FakeEncoder()
+
+    monkeypatch.setattr(casematch.index, "load_encoder", fake_load_encoder)
+    monkeypatch.delenv("CASEMATCH_INDEX", raising=False)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "1", "problem": "printer jam", "resolution": "fuser"}\n',
+                     encoding="utf-8")
+    config = tmp_path / "casematch.toml"
+    config.write_text('[index]\npath = "idx"\nbatch_size = 8\nruntime = "fp32"\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(cli, ["index", str(cases), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert (seen["batch_size"], seen["runtime"], seen["device"]) == (8, "fp32", "cpu")
