@@ -88,9 +88,10 @@ class CaseStore:
     def close(self) -> None:
         self._db.close()
 
-    @property
+    @functools.cached_property
     def has_fts(self) -> bool:
         """False for generations written before the lexical index existed."""
+        # Cached: asked on every search, and a read-only generation never gains a table.
         return self._has_table("cases_fts")
 
     def _has_table(self, name: str) -> bool:
@@ -102,7 +103,7 @@ class CaseStore:
     def _ensure_fts(self) -> None:
         # A writer copies the previous generation; when that one predates FTS, fill the
         # lexical index from the stored cases once, so it always covers every case.
-        existed = self.has_fts
+        existed = self._has_table("cases_fts")
         self._db.executescript(FTS_SCHEMA)
         if not existed:
             for rowid, data in self._db.execute("SELECT rowid, data FROM cases").fetchall():

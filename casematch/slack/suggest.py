@@ -29,7 +29,6 @@ class LiveIndex:
                  encoder: Encoder | None = None, device: str = "cpu",
                  runtime: str = "auto") -> None:
         self.root = Path(root)
-        self._model, self._device = model, device
         self._lock = threading.Lock()
         self._index = CaseIndex.open(self.root, model=model, encoder=encoder, device=device,
                                      runtime=runtime)
