@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +46,8 @@ class RealCase:
         return "\n\n".join(p for p in (self.problem, self.resolution) if p)
 
 
-def disco_cases(data: Path = DATA, *, min_messages: int = 2) -> list[RealCase]:
-    """DISCO swarm conversations: first message = problem, the replies = resolution."""
-    cases = []
+def _disco_threads(data: Path) -> Iterator[tuple[str, str, list[str]]]:
+    """(file stem, conversation id, message texts) for every DISCO conversation, in order."""
     for path in sorted((data / "swarms" / "disco").rglob("*.xml")):
         threads: dict[str, list[str]] = {}
         for message in ET.parse(path).getroot().iter("message"):
@@ -56,10 +56,18 @@ def disco_cases(data: Path = DATA, *, min_messages: int = 2) -> list[RealCase]:
                 threads.setdefault(message.get("conversation_id", ""), []).append(text)
         stem = path.parent.parent.name + "-" + path.parent.name
         for conversation, texts in threads.items():
-            if len(texts) >= min_messages:
-                cases.append(RealCase(f"disco:{stem}:{conversation}", texts[0],
-                                      "\n".join(texts[1:])))
-    return cases
+            yield stem, conversation, texts
+
+
+def disco_cases(data: Path = DATA, *, min_messages: int = 2) -> list[RealCase]:
+    """DISCO swarm conversations: first message = problem, the replies = resolution."""
+    return [RealCase(f"disco:{stem}:{conversation}", texts[0], "\n".join(texts[1:]))
+            for stem, conversation, texts in _disco_threads(data) if len(texts) >= min_messages]
+
+
+def disco_conversations(data: Path = DATA, *, min_messages: int = 2) -> list[list[str]]:
+    """Every DISCO conversation as its message texts, in file order."""
+    return [texts for _, _, texts in _disco_threads(data) if len(texts) >= min_messages]
 
 
 def disco_messages(data: Path = DATA) -> list[str]:

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
+
 from casematch.embedding import load_encoder
 from casematch.index import CaseIndex
 from casematch.sources import ReadReport, read_source
@@ -48,11 +50,6 @@ def stackfaq_as_slack_export(stackfaq: Path, target: Path) -> list[str]:
         queries += [q for q in pair["rephr"] if q.strip() and q.strip() != "*"]
     (channel / "2023-11-14.json").write_text(json.dumps(messages))
     return queries
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -92,7 +89,8 @@ def main() -> int:
     print(f"index build: median {build:.2f} s of {args.repeat} -> "
           f"{resolved / build:.1f} resolved cases/s")
     print(f"query ({len(queries)} StackFAQ rephrasings, k=5): "
-          f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms")
+          f"p50 {common.percentile(latencies, 50):.1f} ms, "
+          f"p99 {common.percentile(latencies, 99):.1f} ms")
     return 0
 
 

@@ -12,13 +12,11 @@ Skips (exit 0, with a message) when the data folder is absent.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import common
@@ -30,52 +28,15 @@ MODES = ("hybrid", "dense", "lexical")
 COMMAND = "python benchmarks/quality.py"
 
 
-@dataclass(frozen=True)
-class DevSet:
-    name: str
-    cases: list[dict[str, object]]
-    queries: list[dict[str, object]]
-
-
-def stackfaq(path: Path) -> DevSet:
-    """Question = problem, answers = resolution; each rephrasing is a query for its thread."""
-    pairs = json.loads(path.read_text(encoding="utf-8"))["root"]["qapair"]
-    cases, queries = [], []
-    for number, pair in enumerate(pairs):
-        case_id = f"faq{number}"
-        answers = pair["answer"] if isinstance(pair["answer"], list) else [pair["answer"]]
-        cases.append({"id": case_id, "title": pair["question"], "problem": pair["question"],
-                      "resolution": "\n\n".join(answers), "resolved": True})
-        rephrasings = pair["rephr"] if isinstance(pair["rephr"], list) else [pair["rephr"]]
-        # "*" is the set's placeholder for a missing rephrasing.
-        queries += [{"query": r, "relevant": [case_id]} for r in rephrasings
-                    if r and r.strip() != "*"]
-    return DevSet("StackFAQ dev", cases, queries)
-
-
-def gitbugs(folder: Path) -> DevSet:
-    """Summary + description = problem; each duplicate report is a query whose gold is its
-    duplicates inside the corpus, with itself excluded from its own ranking."""
-    with (folder / "SeaMonkey_bugs.csv").open(encoding="utf-8", newline="") as handle:
-        bugs = {row["Issue id"]: row for row in csv.DictReader(handle)}
-    cases = [{
-        "id": bug_id, "title": row["Summary"],
-        "problem": f"{row['Summary']}\n\n{row['Description']}".strip(),
-        # Every report is a candidate past case; the fix itself is not in the export.
-        "resolution": "", "resolved": True, "created_at": row["Created"].replace(" ", "T"),
-        "resolved_at": (row["Resolved"] or "").replace(" ", "T") or None,
-    } for bug_id, row in bugs.items()]
-    queries = []
-    with (folder / "SeaMonkey_bugs-combined.csv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            bug_id = row["Issue id"].strip()
-            relevant = [d.strip() for d in row["Duplicate id"].split(",")
-                        if d.strip() in bugs and d.strip() != bug_id]
-            if bug_id in bugs and relevant:
-                query = bugs[bug_id]
-                queries.append({"query": f"{query['Summary']}\n\n{query['Description']}".strip(),
-                                "relevant": relevant, "exclude": [bug_id]})
-    return DevSet("GitBugs SeaMonkey", cases, queries)
+def as_rows(dev: common.DevSet) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """A dev set as case JSONL rows and query JSONL rows, the files the CLI reads."""
+    cases: list[dict[str, object]] = [
+        {"id": c.id, "title": c.title or c.problem, "problem": c.problem,
+         "resolution": c.resolution, "resolved": True} for c in dev.cases]
+    queries: list[dict[str, object]] = [
+        {"query": q, "relevant": sorted(r), **({"exclude": sorted(e)} if e else {})}
+        for q, r, e in zip(dev.queries, dev.relevant, dev.exclude, strict=True)]
+    return cases, queries
 
 
 def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
@@ -90,19 +51,19 @@ def casematch(*args: str) -> dict[str, object]:
 
 
 def run(data: Path, work: Path) -> list[tuple[str, str, dict[str, object]]]:
-    sets = [gitbugs(data / "eval" / "gitbugs-seamonkey"),
-            stackfaq(data / "eval" / "stackfaq" / "stackfaq-dev.json")]
+    sets = [common.gitbugs(data), common.stackfaq(data)]
     rows = []
     for number, dev in enumerate(sets):
         folder = work / f"set{number}"
         folder.mkdir(parents=True, exist_ok=True)
-        write_jsonl(folder / "cases.jsonl", dev.cases)
-        write_jsonl(folder / "queries.jsonl", dev.queries)
+        cases, queries = as_rows(dev)
+        write_jsonl(folder / "cases.jsonl", cases)
+        write_jsonl(folder / "queries.jsonl", queries)
         index = folder / "index"
         started = time.perf_counter()
         casematch("index", str(folder / "cases.jsonl"), "--format", "jsonl",
                   "--index", str(index), "--json")
-        print(f"{dev.name}: indexed {len(dev.cases)} cases in "
+        print(f"{dev.name}: indexed {len(cases)} cases in "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
         for mode in MODES:
             report = casematch("eval", str(folder / "queries.jsonl"), "--index", str(index),

@@ -18,29 +18,17 @@ import random
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
-from collections import defaultdict
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "swarms" / "disco"
+import common
+
+DATA = common.DATA / "swarms" / "disco"
 WINDOW = 4
-
-
-def conversations() -> list[list[str]]:
-    out: list[list[str]] = []
-    for file in sorted(DATA.rglob("*.xml")):
-        grouped: dict[str, list[str]] = defaultdict(list)
-        for message in ET.parse(file).getroot().iter("message"):
-            text = (message.findtext("text") or "").strip()
-            if text:
-                grouped[message.get("conversation_id") or ""].append(text)
-        out += [texts for texts in grouped.values() if len(texts) >= 2]
-    return out
 
 
 def make_cases(count: int) -> list[dict[str, str]]:
     cases: list[dict[str, str]] = []
-    for number, texts in enumerate(conversations()):
+    for number, texts in enumerate(common.disco_conversations()):
         for start in range(0, len(texts) - 1, WINDOW - 1):
             window = texts[start:start + WINDOW]
             if len(window) < 2:

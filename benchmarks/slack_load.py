@@ -20,7 +20,6 @@ import random
 import re
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,24 +27,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-DATA = ROOT.parent / "shared" / "data" / "swarms" / "disco"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data/swarms/disco")
+
+import common  # noqa: E402 - benchmarks/ is on sys.path when run as a script
+
+DATA = common.DATA / "swarms" / "disco"
 SECRET = "bench-secret"
 CHANNEL = "CBENCH"
-
-
-def conversations() -> list[list[str]]:
-    """Every DISCO conversation as its list of message texts, in file order."""
-    out: list[list[str]] = []
-    for path in sorted(DATA.rglob("*.xml")):
-        groups: dict[str, list[str]] = {}
-        for message in ET.parse(path).getroot().iter("message"):
-            text = (message.findtext("text") or "").strip()
-            if text:
-                groups.setdefault(message.get("conversation_id") or "", []).append(text)
-        out += [texts for texts in groups.values() if len(texts) >= 2]
-    return out
 
 
 def corpus(count: int) -> tuple[list[Any], list[str]]:
@@ -53,7 +40,7 @@ def corpus(count: int) -> tuple[list[Any], list[str]]:
     are also cut into later windows (a new question inside the same swarm) to reach count."""
     from casematch.cases import Case
 
-    convs = conversations()
+    convs = common.disco_conversations()
     cases: list[Case] = []
     queries: list[str] = []
     windows = [(n, 0) for n in range(len(convs))]
@@ -83,11 +70,6 @@ def serve(index: str, api: str, port_queue: Any, workers: int) -> None:
     port_queue.put(server.server_address[1])
     while True:
         time.sleep(3600)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -161,10 +143,10 @@ def main() -> int:
         report = {
             "events": args.events, "rate_per_s": args.rate, "cases": len(cases),
             "http_status": dict(statuses),
-            "ack_p50_ms": round(percentile(acks, 50) * 1000, 1),
-            "ack_p99_ms": round(percentile(acks, 99) * 1000, 1),
-            "reply_p50_ms": round(percentile(latency, 50) * 1000, 1) if latency else None,
-            "reply_p99_ms": round(percentile(latency, 99) * 1000, 1) if latency else None,
+            "ack_p50_ms": round(common.percentile(acks, 50) * 1000, 1),
+            "ack_p99_ms": round(common.percentile(acks, 99) * 1000, 1),
+            "reply_p50_ms": round(common.percentile(latency, 50) * 1000, 1) if latency else None,
+            "reply_p99_ms": round(common.percentile(latency, 99) * 1000, 1) if latency else None,
             "events_with_exactly_one_reply": sum(1 for ts in sent if replies[ts] == 1),
             "events_with_more_than_one": sum(1 for ts in sent if replies[ts] > 1),
             "events_with_none": sum(1 for ts in sent if replies[ts] == 0),
