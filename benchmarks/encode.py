@@ -1,4 +1,4 @@
-"""Encoder throughput and quality per runtime (fp32, bf16 autocast), side by side.
+"""Encoder throughput and quality per runtime (fp32, bf16 autocast, ONNX), side by side.
 
     python benchmarks/encode.py [--repeat 3] [--no-write]
 
@@ -8,7 +8,8 @@ into model windows as the index does). Each runtime encodes the same texts in on
 set (sentence-transformers sorts by length within a call), runtimes interleaved per repeat,
 medians reported. Quality of every non-fp32 runtime: cosine of its vectors to fp32's
 (mean / min) and top-10 overlap (queries = short texts, corpus = medium + long, each
-ranked with that runtime's vectors against fp32's ranking).
+ranked with that runtime's vectors against fp32's ranking). Single-query latency per runtime
+as an opened index serves it (torch on one thread; ONNX Runtime on its session's threads).
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 import faiss  # noqa: F401  (before torch: see PERF-NOTES, thread gotcha)
 
-from casematch.embedding import SentenceTransformerEncoder, choose_runtime
+from casematch.embedding import (
+    SentenceTransformerEncoder,
+    choose_runtime,
+    serve_queries_on_one_thread,
+)
+from casematch.onnx_encoder import onnxruntime_available
 
 SIZES = {"short": 300, "medium": 200, "long": 60}
 
@@ -62,6 +68,20 @@ def timed(encoder: SentenceTransformerEncoder, texts: list[str]) -> tuple[float,
     return time.perf_counter() - started, vectors
 
 
+def single_query_ms(encoder: SentenceTransformerEncoder, texts: list[str],
+                    repeat: int) -> tuple[float, float]:
+    """p50 / p99 of encoding one text at a time, in ms (how a search embeds its query)."""
+    for text in texts[:10]:
+        encoder.encode([text])
+    samples = []
+    for _ in range(repeat):
+        for text in texts:
+            started = time.perf_counter()
+            encoder.encode([text])
+            samples.append((time.perf_counter() - started) * 1000)
+    return common.percentile(samples, 50), common.percentile(samples, 99)
+
+
 def top10(queries: np.ndarray, corpus: np.ndarray) -> np.ndarray:
     return np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
 
@@ -74,8 +94,8 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     common.require_data(args.data)
-    encoders = {runtime: SentenceTransformerEncoder(runtime=runtime)
-                for runtime in ("fp32", "bf16")}
+    runtimes = ["fp32", "bf16"] + (["onnx"] if onnxruntime_available() else [])
+    encoders = {runtime: SentenceTransformerEncoder(runtime=runtime) for runtime in runtimes}
     sets = texts_by_length(encoders["fp32"], args.data)
     tokens = {name: token_count(encoders["fp32"], texts) for name, texts in sets.items()}
     for encoder in encoders.values():  # warm-up: first calls allocate and pick kernels
@@ -102,18 +122,24 @@ def main() -> int:
                                                                               strict=True))
         quality[runtime] = (float(cosines.mean()), float(cosines.min()), overlap)
 
-    sweep = []
+    sweep: list[tuple[str, int, float]] = []
     sweep_texts = sets["medium"] + sets["long"]
     sweep_tokens = tokens["medium"] + tokens["long"]
-    fp32 = encoders["fp32"]
-    for batch in (int(b) for b in args.batch_sizes.split(",")):
-        fp32.batch_size = batch
-        runs = [timed(fp32, sweep_texts)[0] for _ in range(max(1, args.repeat - 1))]
-        sweep.append((batch, statistics.median(runs)))
-        print(sweep[-1], file=sys.stderr)
-    fp32.batch_size = 32
+    for runtime in dict.fromkeys(("fp32", choose_runtime("auto"))):
+        encoder = encoders[runtime]
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            encoder.batch_size = batch
+            runs = [timed(encoder, sweep_texts)[0] for _ in range(max(1, args.repeat - 1))]
+            sweep.append((runtime, batch, statistics.median(runs)))
+            print(sweep[-1], file=sys.stderr)
+        encoder.batch_size = 32
 
-    body = report(sets, tokens, seconds, quality, sweep, sweep_tokens, args)
+    # Last, because an index opened for queries leaves torch on one thread for the process.
+    serve_queries_on_one_thread()
+    single = {runtime: single_query_ms(encoder, sets["short"][:100], args.repeat)
+              for runtime, encoder in encoders.items()}
+
+    body = report(sets, tokens, seconds, quality, sweep, sweep_tokens, single, args)
     print(body)
     if not args.no_write:
         common.write_section("Encoder runtimes", body)
@@ -122,8 +148,9 @@ def main() -> int:
 
 def report(sets: dict[str, list[str]], tokens: dict[str, int],
            seconds: dict[tuple[str, str], list[float]],
-           quality: dict[str, tuple[float, float, float]], sweep: list[tuple[int, float]],
-           sweep_tokens: int, args: argparse.Namespace) -> str:
+           quality: dict[str, tuple[float, float, float]],
+           sweep: list[tuple[str, int, float]], sweep_tokens: int,
+           single: dict[str, tuple[float, float]], args: argparse.Namespace) -> str:
     auto = choose_runtime("auto")
     lines = [
         f"Machine: {common.machine()}; shared with other engineers' test runs while measured, "
@@ -137,7 +164,7 @@ def report(sets: dict[str, list[str]], tokens: dict[str, int],
     ]
     for name, texts in sets.items():
         base = statistics.median(seconds[("fp32", name)])
-        for runtime in ("fp32", "bf16"):
+        for runtime in quality:
             s = statistics.median(seconds[(runtime, name)])
             lines.append(f"| {name} | {len(texts)} | {tokens[name] / len(texts):.0f} | {runtime} "
                          f"| {len(texts) / s:.1f} | {tokens[name] / s:,.0f} | x{base / s:.2f} |")
@@ -146,9 +173,12 @@ def report(sets: dict[str, list[str]], tokens: dict[str, int],
     for runtime, (mean, low, overlap) in quality.items():
         ok = "yes" if mean >= 0.999 and low >= 0.999 and overlap >= 0.98 else "no"
         lines.append(f"| {runtime} | {mean:.5f} / {low:.5f} | {overlap:.3f} | {ok} |")
-    lines += ["", "Batch-size sweep, fp32, medium + long texts together in one call:", "",
-              "| batch | tokens/s |", "|---|---|"]
-    lines += [f"| {batch} | {sweep_tokens / s:,.0f} |" for batch, s in sweep]
+    lines += ["", "One query at a time (100 short texts x repeats; torch on one thread, as an "
+              "opened index runs it):", "", "| runtime | p50 ms | p99 ms |", "|---|---|---|"]
+    lines += [f"| {runtime} | {p50:.1f} | {p99:.1f} |" for runtime, (p50, p99) in single.items()]
+    lines += ["", "Batch-size sweep, medium + long texts together in one call:", "",
+              "| runtime | batch | tokens/s |", "|---|---|---|"]
+    lines += [f"| {runtime} | {batch} | {sweep_tokens / s:,.0f} |" for runtime, batch, s in sweep]
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,19 @@ class FakeEncoder:
             norm = np.linalg.norm(out[row])
             out[row] = out[row] / norm if norm else out[row]
         return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # The ONNX export of the real model goes to a folder of this test run, never the user's
+    # cache; subprocesses started by tests inherit it and reuse the one export.
+    previous = os.environ.get("CASEMATCH_CACHE_DIR")
+    os.environ["CASEMATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("CASEMATCH_CACHE_DIR", None)
+    else:
+        os.environ["CASEMATCH_CACHE_DIR"] = previous
 
 
 @pytest.fixture

@@ -25,13 +25,15 @@ def test_forced_runtime_wins_over_the_cpu() -> None:
 def test_auto_picks_bf16_only_with_native_bf16() -> None:
     assert choose_runtime("auto", flags=frozenset({"avx512_bf16", "avx512f"})) == "bf16"
     assert choose_runtime("auto", flags=frozenset({"amx_bf16"})) == "bf16"
-    # AVX2 or plain AVX512: bf16 is emulated and slower than fp32.
-    assert choose_runtime("auto", flags=frozenset({"avx2", "avx512f"})) == "fp32"
+    # AVX2 or plain AVX512: bf16 is emulated and slower than fp32; ONNX fp32 where installed.
+    assert choose_runtime("auto", flags=frozenset({"avx2", "avx512f"}), onnx=False) == "fp32"
+    assert choose_runtime("auto", flags=frozenset({"avx2", "avx512f"}), onnx=True) == "onnx"
+    assert choose_runtime("auto", flags=frozenset({"amx_bf16"}), onnx=True) == "bf16"
     assert choose_runtime("auto", device="cuda", flags=frozenset({"amx_bf16"})) == "fp32"
 
 
 def test_unknown_runtime_names_the_choices() -> None:
-    with pytest.raises(ConfigError, match="auto, fp32, bf16"):
+    with pytest.raises(ConfigError, match="auto, fp32, bf16, onnx"):
         choose_runtime("int8")
 
 
@@ -173,3 +175,83 @@ def test_casematch_index_encodes_with_the_configured_device_runtime_and_batch_si
     result = CliRunner().invoke(cli, ["index", str(cases), "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert (seen["batch_size"], seen["runtime"], seen["device"]) == (8, "fp32", "cpu")
+
+
+LONG = " ".join(["The connector retries the Postgres handshake and logs SSL SYSCALL EOF."] * 60)
+
+
+@pytest.mark.model
+def test_onnx_vectors_match_fp32_row_for_row(real_encoder: SentenceTransformerEncoder) -> None:
+    onnx = SentenceTransformerEncoder(runtime="onnx", batch_size=2)
+    assert onnx.runtime == "onnx" and onnx.name == real_encoder.name
+    # Mixed lengths over several small batches: the length sort must not reorder rows.
+    texts = [SENTENCES[0], LONG, "vpn", *SENTENCES[1:]]
+    reference = SentenceTransformerEncoder(runtime="fp32").encode(texts)
+    vectors = onnx.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == reference.shape
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.sum(vectors * reference, axis=1).min() >= 0.99999
+    assert onnx.encode([]).shape == (0, onnx.dimension)
+
+
+@pytest.mark.model
+def test_a_corrupt_onnx_export_is_exported_again(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path / "cache"))
+    first = SentenceTransformerEncoder(runtime="onnx")
+    export = first._onnx.path
+    assert export.is_file() and export.is_relative_to(tmp_path / "cache")
+    reference = first.encode(SENTENCES)
+    export.write_bytes(b"not a model")  # a disk that filled up mid-write, say
+    again = SentenceTransformerEncoder(runtime="onnx")
+    assert "exporting it again" in caplog.text
+    assert np.allclose(again.encode(SENTENCES), reference, atol=1e-6)
+
+
+@pytest.mark.model
+def test_an_unwritable_cache_fails_a_forced_onnx_and_lets_auto_use_torch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be", encoding="utf-8")
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(blocker))
+    with pytest.raises(ConfigError, match="CASEMATCH_CACHE_DIR") as error:
+        SentenceTransformerEncoder(runtime="onnx")
+    assert str(blocker) in str(error.value)
+    import casematch.embedding
+
+    monkeypatch.setattr(casematch.embedding, "cpu_flags", lambda: frozenset({"avx2"}))
+    fallback = SentenceTransformerEncoder(runtime="auto")
+    assert fallback.runtime == "fp32"
+    assert "encoding with torch fp32" in caplog.text
+    assert fallback.encode(SENTENCES[:1]).shape == (1, fallback.dimension)
+
+
+def test_onnx_runs_only_mean_pooled_normalised_models(tmp_path: Path) -> None:
+    import json
+
+    from casematch.embedding import packaged_model_dir
+    from casematch.onnx_encoder import supports
+
+    packaged = packaged_model_dir()
+    if packaged is not None:
+        assert supports(packaged)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling",
+         "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize",
+         "type": "sentence_transformers.models.Normalize"},
+    ]
+    (tmp_path / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    (tmp_path / "1_Pooling").mkdir()
+    pooling = tmp_path / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({"pooling_mode_mean_tokens": True}), encoding="utf-8")
+    assert supports(tmp_path)
+    pooling.write_text(json.dumps({"pooling_mode_cls_token": True}), encoding="utf-8")
+    assert not supports(tmp_path)
+    (tmp_path / "modules.json").write_text(json.dumps(modules[:2]), encoding="utf-8")
+    assert not supports(tmp_path)  # no Normalize: vectors would not be unit length
+    (tmp_path / "modules.json").write_text("{broken", encoding="utf-8")
+    assert not supports(tmp_path)

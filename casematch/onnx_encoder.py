@@ -1,0 +1,172 @@
+"""The model's transformer run by ONNX Runtime; tokenizer and pooling stay sentence-transformers'.
+
+sentence-transformers' own `backend="onnx"` goes through optimum, which cannot share a venv
+with the sentence-transformers casematch needs (PERF-NOTES). So the transformer is exported
+once per model with torch's exporter, cached on disk, and run by onnxruntime; tokenization
+still calls the loaded model's `tokenize()`, so the inputs are exactly the ones torch sees.
+The vectors match torch fp32 to cosine 1.0 (benchmarks/RESULTS.md, "Encoder runtimes").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from casematch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Bumped when the exported graph changes shape, so stale cache entries are not reused.
+EXPORT_VERSION = 1
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_PIPELINE = (
+    "sentence_transformers.models.Transformer",
+    "sentence_transformers.models.Pooling",
+    "sentence_transformers.models.Normalize",
+)
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path:
+    """Where exported models live: $CASEMATCH_CACHE_DIR, else the user's cache folder."""
+    explicit = os.environ.get("CASEMATCH_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "casematch"
+
+
+def supports(model_dir: Path) -> bool:
+    """Whether the model is transformer -> mean pooling -> normalise, the graph run here."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text(encoding="utf-8"))
+        types = tuple(module["type"] for module in modules)
+        pooling_dir = model_dir / next(m["path"] for m in modules if m["type"] == _PIPELINE[1])
+        pooling = json.loads((pooling_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError, StopIteration):
+        return False
+    modes = {key for key, on in pooling.items() if key.startswith("pooling_mode_") and on}
+    return types == _PIPELINE and modes == {"pooling_mode_mean_tokens"}
+
+
+def _features(model: Any, texts: list[str]) -> Any:
+    # `preprocess` replaced `tokenize` in sentence-transformers 6; both give torch tensors.
+    preprocess = getattr(model, "preprocess", None) or model.tokenize
+    return preprocess(texts)
+
+
+def _cache_key(model_dir: Path) -> str:
+    import onnxruntime
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(f"{EXPORT_VERSION}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    for path in sorted(model_dir.glob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _export(model: Any, target: Path) -> None:
+    """Trace the model's transformer into `target`, atomically (readers never see half)."""
+    import torch
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    # Two texts of different lengths, so padding and the mask are part of the traced graph.
+    sample = _features(model, ["casematch export", "a second, longer sample text to pad against"])
+    args = tuple(sample[name] for name in _INPUTS)
+    axes = {name: {0: "batch", 1: "tokens"} for name in (*_INPUTS, "last_hidden_state")}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".onnx")
+    os.close(fd)
+    try:
+        # The tracer warns about Python branches it freezes; none depends on the batch shape.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                LastHiddenState(model[0].auto_model.eval()), args, tmp,
+                input_names=list(_INPUTS), output_names=["last_hidden_state"],
+                dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class OnnxTransformer:
+    """Runs the exported transformer and pools like the model's Pooling and Normalize modules."""
+
+    def __init__(self, model: Any, model_dir: Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        if not supports(model_dir):
+            raise ConfigError(
+                f"the onnx runtime supports mean-pooled, normalised models only; "
+                f"{model_dir} is not one. Use runtime fp32"
+            )
+        self._model = model
+        self.path = cache_dir() / "onnx" / _cache_key(model_dir) / "model.onnx"
+        options = ort.SessionOptions()
+        # Two cores: a single query runs 1.8x faster on both than on one. Spinning off, because
+        # spinning threads fight whatever else holds a core (measured in "Query threads").
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = self._open(ort, options)
+
+    def _open(self, ort: Any, options: Any) -> Any:
+        for attempt in (1, 2):
+            if not self.path.exists():
+                log.info("exporting the embedding model to ONNX at %s (once per model)", self.path)
+                try:
+                    _export(self._model, self.path)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"cannot write the ONNX export to {self.path.parent}: {exc.strerror}. "
+                        "Set CASEMATCH_CACHE_DIR to a writable folder, or use runtime fp32"
+                    ) from exc
+            try:
+                return ort.InferenceSession(str(self.path), options,
+                                            providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own untyped errors
+                if attempt == 2:
+                    raise ConfigError(f"cannot load the ONNX export {self.path}: {exc}") from exc
+                log.warning("ONNX export %s is unreadable (%s); exporting it again", self.path, exc)
+                self.path.unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def encode_batch(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dimension) float32 unit vectors for one padded batch."""
+        features = _features(self._model, texts)
+        feeds = {name: features[name].numpy().astype(np.int64, copy=False) for name in _INPUTS}
+        hidden = self._session.run(None, feeds)[0]
+        mask = feeds["attention_mask"][:, :, None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return np.ascontiguousarray(pooled, dtype=np.float32)
