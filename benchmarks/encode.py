@@ -29,6 +29,7 @@ import common
 import faiss  # noqa: F401  (before torch: see PERF-NOTES, thread gotcha)
 
 from casematch.embedding import (
+    DEFAULT_BATCH_SIZE,
     SentenceTransformerEncoder,
     choose_runtime,
     serve_queries_on_one_thread,
@@ -91,10 +92,14 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=common.DATA)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-sizes", default="8,16,32,64,128")
+    parser.add_argument("--runtimes", default="fp32,bf16,onnx",
+                        help="fp32 is always included: the others are compared with it")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     common.require_data(args.data)
-    runtimes = ["fp32", "bf16"] + (["onnx"] if onnxruntime_available() else [])
+    runtimes = list(dict.fromkeys(["fp32", *args.runtimes.split(",")]))
+    if "onnx" in runtimes and not onnxruntime_available():
+        runtimes.remove("onnx")
     encoders = {runtime: SentenceTransformerEncoder(runtime=runtime) for runtime in runtimes}
     sets = texts_by_length(encoders["fp32"], args.data)
     tokens = {name: token_count(encoders["fp32"], texts) for name, texts in sets.items()}
@@ -132,7 +137,7 @@ def main() -> int:
             runs = [timed(encoder, sweep_texts)[0] for _ in range(max(1, args.repeat - 1))]
             sweep.append((runtime, batch, statistics.median(runs)))
             print(sweep[-1], file=sys.stderr)
-        encoder.batch_size = 32
+        encoder.batch_size = DEFAULT_BATCH_SIZE
 
     # Last, because an index opened for queries leaves torch on one thread for the process.
     serve_queries_on_one_thread()
@@ -156,7 +161,9 @@ def report(sets: dict[str, list[str]], tokens: dict[str, int],
         f"Machine: {common.machine()}; shared with other engineers' test runs while measured, "
         "so absolute rates are noisy: compare runtimes within a row (interleaved runs).",
         f"Command: `python benchmarks/encode.py --repeat {args.repeat} --batch-sizes "
-        f"{args.batch_sizes}` (model all-MiniLM-L6-v2, batch 32, medians of {args.repeat}).",
+        f"{args.batch_sizes} --runtimes {args.runtimes}` (model all-MiniLM-L6-v2, batch "
+        f"{DEFAULT_BATCH_SIZE}, "
+        f"medians of {args.repeat}).",
         f"`runtime=\"auto\"` picks **{auto}** on this machine.",
         "",
         "| texts | n | tokens/text | runtime | texts/s | tokens/s | vs fp32 |",

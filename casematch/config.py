@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from casematch.embedding import DEFAULT_BATCH_SIZE
 from casematch.errors import ConfigError
 from casematch.resolution import DEFAULT_PHRASES, DEFAULT_REACTIONS, ResolutionRules
 from casematch.sources import ReadOptions
@@ -69,8 +70,9 @@ class Settings:
     # None: the model an index was built with (queries), or the default (new builds).
     model: str | None = None
     device: str = "cpu"
-    batch_size: int = 32
-    # Encoder runtime: "auto" (bf16 on CPUs with native bf16, else fp32), "fp32" or "bf16".
+    batch_size: int = DEFAULT_BATCH_SIZE
+    # Encoder runtime: "auto" (bf16 on CPUs with native bf16, else ONNX Runtime where
+    # installed, else fp32), "fp32", "bf16" or "onnx".
     runtime: str = "auto"
     # Workspace domain for Slack permalinks ("acme" -> https://acme.slack.com/archives/...).
     slack_domain: str | None = None

@@ -28,9 +28,10 @@ RUNTIMES = ("auto", "fp32", "bf16", "onnx")
 # CPU flags with native bf16 matmuls. Without them torch emulates bf16 and autocast is
 # slower than fp32 (measured on an AVX2-only EPYC: benchmarks/RESULTS.md, "Encoder runtimes").
 _BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# Measured batch-size sweep (benchmarks/encode.py): 16-64 are within noise of each other
-# on 2 cores; bigger batches only pad more within a length-sorted call.
-DEFAULT_BATCH_SIZE = 32
+# Measured batch-size sweeps (benchmarks/encode.py, three runs): 16 encoded 13-26% more
+# tokens/s than 32 and 64 on 2 cores, with torch and with ONNX Runtime; 8 was slower.
+# Within a length-sorted call, bigger batches only pad more.
+DEFAULT_BATCH_SIZE = 16
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
