@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -135,21 +136,42 @@ def gather(index: CaseIndex, text: str, n: int, filters: Filters,
         lexicon = store.document_frequencies if store.has_lexicon else None
         terms = select_terms(query_terms(text), lexicon)
         expression = match_expression([t.raw for t in terms])
+    # Drawn within the same filters as the dense side; `allowed is None` means no filter
+    # narrows anything, so the lexical query needs no join either.
+    where = filters.sql_args() if allowed is not None else {}
+    pending: Future[list[tuple[int, float]]] | None = None
+    if expression and store.has_lexicon:
+        # Within the postings budget the matches are few, so FTS5 can run beside the query
+        # embedding and FAISS (SQLite, ONNX Runtime and FAISS all release the GIL) and the
+        # dense candidates' BM25 scores are looked up afterwards.
+        pending = _background().submit(store.lexical_matches, expression,
+                                       weights=options.field_weights, **where)
     query = _embed_query(index, text)
     dense: dict[int, float] = {}
     if options.mode != "lexical":
         dense = _dense_scores(index, query, n, allowed)
     lexical: dict[int, float] = {}
-    if expression:
-        # Drawn within the same filters as the dense side; `allowed is None` means no
-        # filter narrows anything, so the lexical query needs no join either.
-        where = filters.sql_args() if allowed is not None else {}
+    if pending is not None:
+        # As `lexical_search(also=dense)` draws them: the best n beside the dense ones.
+        others = [row for row in pending.result() if row[0] not in dense]
+        lexical = {r: score for r, score in pending.result() if r in dense}
+        lexical.update(others[:n])
+    elif expression:
+        # No budget (a generation written before the lexicon): let SQLite keep only the
+        # best, plus the dense candidates' scores, in one pass.
         lexical = dict(store.lexical_search(expression, n, weights=options.field_weights,
                                             also=list(dense), **where))
     # Lexical mode still reports cosines (for thresholds), at no ranking cost.
     dense.update(_dense_for(index, query, [r for r in lexical if r not in dense]))
     return {r: Candidate(r, dense.get(r, 0.0), lexical.get(r, 0.0))
             for r in dense.keys() | lexical.keys()}
+
+
+@functools.cache
+def _background() -> ThreadPoolExecutor:
+    # Shared by every index in the process. A few workers: a responder runs several
+    # searches at once, and each holds a worker only for its FTS5 query.
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="casematch-lexical")
 
 
 def snippet(case: Case, limit: int = SNIPPET_CHARS) -> str:

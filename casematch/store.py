@@ -314,6 +314,35 @@ class CaseStore:
         best = [row for row in rows if row[0] not in wanted][:limit]
         return best + [row for row in rows if row[0] in wanted]
 
+    def lexical_matches(
+        self,
+        match: str,
+        *,
+        weights: Sequence[float],
+        resolved_only: bool = False,
+        sources: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[tuple[int, float]]:
+        """Every case matching `match`, (rowid, BM25 score), best first.
+
+        For expressions whose terms were chosen within a postings budget
+        (`lexical.select_terms` with a lexicon), so the rows are few; the caller can then run
+        this before it knows the dense candidates, and look their scores up afterwards.
+        """
+        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+        marks = ",".join("?" * len(weights))
+        sql = (
+            f"SELECT cases_fts.rowid, -bm25(cases_fts, {marks}) AS score FROM cases_fts"
+            + (" CROSS JOIN cases ON cases.rowid = cases_fts.rowid" if where else "")
+            + " WHERE cases_fts MATCH ?"
+            + (f" AND {where}" if where else "")
+            + " ORDER BY score DESC"
+        )
+        return [(int(r), float(v)) for r, v in self._db.execute(sql, [*weights, match, *params])]
+
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many cases hold each (stemmed) term; terms no case holds are absent."""
         if not terms:

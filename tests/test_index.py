@@ -168,3 +168,32 @@ def test_damaged_index_gives_a_clear_error(tmp_path: Path, fake_encoder: FakeEnc
 def test_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
     with pytest.raises(IndexFormatError, match="build one with `casematch index"):
         CaseIndex.open(tmp_path / "none")
+
+
+def test_lexical_scores_are_the_same_beside_the_embedding_as_after_it(tmp_path: Path) -> None:
+    import random
+
+    from casematch.search import DEFAULT_OPTIONS, gather
+
+    words = ["printer", "fuser", "vpn", "tunnel", "quota", "E1042", "upload", "proxy", "sso",
+             "floor", "fails", "cert"]
+    rng = random.Random(7)
+    # Texts of different lengths and mixes, so BM25 scores do not tie at the top-n cut.
+    cases = [make_case(f"c{i}", " ".join(rng.choices(words, k=3 + i % 11)),
+                       " ".join(rng.choices(words, k=1 + i % 5)), channel=("a", "b")[i % 2])
+             for i in range(60)]
+    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
+    assert index.store.has_lexicon  # so FTS5 runs in the background pool
+    queries = ["printer fuser fails", "vpn tunnel E1042 upload", "quota proxy sso cert"]
+    for filters in (Filters(), Filters(channels=("b",))):
+        # n = 5 of 60: the cut between the best lexical hits and the dense ones matters.
+        beside = [gather(index, q, 5, filters, DEFAULT_OPTIONS) for q in queries]
+        index.store.__dict__["has_lexicon"] = False  # a generation without the lexicon
+        after = [gather(index, q, 5, filters, DEFAULT_OPTIONS) for q in queries]
+        del index.store.__dict__["has_lexicon"]
+        for one, other in zip(beside, after, strict=True):
+            assert any(c.lexical for c in one.values())
+            assert one.keys() == other.keys()
+            for rowid, candidate in one.items():
+                assert candidate.dense == pytest.approx(other[rowid].dense)
+                assert candidate.lexical == pytest.approx(other[rowid].lexical)
