@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import FakeEncoder, make_case
 
@@ -197,3 +198,20 @@ def test_lexical_scores_are_the_same_beside_the_embedding_as_after_it(tmp_path: 
             for rowid, candidate in one.items():
                 assert candidate.dense == pytest.approx(other[rowid].dense)
                 assert candidate.lexical == pytest.approx(other[rowid].lexical)
+
+
+def test_cosines_of_lexical_only_hits_are_their_best_chunk(tmp_path: Path) -> None:
+    from casematch.search import _dense_for
+
+    encoder = FakeEncoder(window_words=4)  # several chunks per case
+    cases = [make_case(f"c{i}", f"printer {i} jams " * (i + 1), "fuser") for i in range(6)]
+    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=encoder)
+    query = encoder.encode(["printer 3 jams"])
+    rowids = [rowid for rowid, _ in index.store.hashes().values()]
+    scores = _dense_for(index, query, list(reversed(rowids)))
+    assert scores.keys() == set(rowids)
+    assert max(len(index.store.chunk_rows(rowid)) for rowid in rowids) > 2
+    for rowid in rowids:
+        chunks = encoder.encode([text for _, _, text in index.store.chunk_rows(rowid)])
+        assert scores[rowid] == pytest.approx(float(np.max(chunks @ query[0])), abs=1e-6)
+    assert _dense_for(index, query, []) == {}
