@@ -205,25 +205,26 @@ def _collapse(ranked: list[tuple[int, float]], cases: dict[int, Case],
 
     "The same incident" is judged on the problem text alone (the vectors also hold the
     resolution, which differs between write-ups of one incident): character-trigram
-    Jaccard, which tolerates "fails"/"failing" and punctuation. Only the top `3k`
-    candidates are scanned, so the cost stays a fraction of a millisecond.
+    Jaccard, which tolerates "fails"/"failing" and punctuation. Only the top `3k + 10`
+    candidates are scanned, and most pairs are ruled out by a bit sketch of their trigrams.
     """
     if threshold is None:
         return [_Group(r, s, [r]) for r, s in ranked[:k]]
     groups: list[_Group] = []
-    kept: list[frozenset[str]] = []
+    kept: list[_Shingles] = []
     for rowid, score in ranked[:_collapse_window(k)]:
-        grams = _trigrams(cases[rowid])
+        shingles = _trigrams(cases[rowid])
         # Only cases visible to the same people fold together: a private case must never
         # hide a public one behind it (or ride along inside a public match).
         visibility = cases[rowid].visibility
-        similar = [i for i, other in enumerate(kept) if _jaccard(grams, other) >= threshold
-                   and cases[groups[i].rowid].visibility == visibility]
-        if similar:
-            groups[similar[0]].members.append(rowid)
+        similar = next((i for i, other in enumerate(kept)
+                        if cases[groups[i].rowid].visibility == visibility
+                        and _same_incident(shingles, other, threshold)), None)
+        if similar is not None:
+            groups[similar].members.append(rowid)
         elif len(groups) < k:
             groups.append(_Group(rowid, score, [rowid]))
-            kept.append(grams)
+            kept.append(shingles)
     return groups
 
 
@@ -231,18 +232,44 @@ def _collapse_window(k: int) -> int:
     return 3 * k + 10
 
 
-def _trigrams(case: Case) -> frozenset[str]:
-    return _trigrams_of(" ".join(f"{case.title} {case.problem}".lower().split())[:COLLAPSE_CHARS])
+# Trigram sets of a case, with a bit sketch of them: hashed into SKETCH_BITS bits, so that
+# most pairs are told apart by two big-int operations instead of two set operations.
+_Shingles = tuple[frozenset[str], int]
+SKETCH_BITS = 1 << 14
+# The sketch's Jaccard differs from the exact one only by hash collisions: with ~400
+# trigrams per text in 16,384 bits, a few hundredths at most. Pairs below the threshold by
+# more than this margin are not compared exactly.
+SKETCH_MARGIN = 0.15
+
+
+def _trigrams(case: Case) -> _Shingles:
+    return _shingles(" ".join(f"{case.title} {case.problem}".lower().split())[:COLLAPSE_CHARS])
 
 
 @functools.lru_cache(maxsize=8192)
-def _trigrams_of(text: str) -> frozenset[str]:
+def _shingles(text: str) -> _Shingles:
     # The same top cases come back query after query; their sets were most of collapse.
-    return frozenset(text[i : i + 3] for i in range(max(1, len(text) - 2)))
+    grams = frozenset(text[i : i + 3] for i in range(max(1, len(text) - 2)))
+    bits = np.zeros(SKETCH_BITS, dtype=bool)
+    bits[[hash(gram) & (SKETCH_BITS - 1) for gram in grams]] = True
+    return grams, int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def _same_incident(a: _Shingles, b: _Shingles, threshold: float) -> bool:
+    # Measured at 1,076 GitBugs reports: exact Jaccards of every pair were 9 ms of a 27 ms
+    # search; nearly all pairs are far apart, which the sketch alone shows.
+    (grams_a, sketch_a), (grams_b, sketch_b) = a, b
+    union = (sketch_a | sketch_b).bit_count()
+    if union and (sketch_a & sketch_b).bit_count() < (threshold - SKETCH_MARGIN) * union:
+        return False
+    return _jaccard(grams_a, grams_b) >= threshold
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+    if not a and not b:
+        return 1.0
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
 
 
 def _embed_query(index: CaseIndex, text: str) -> np.ndarray:

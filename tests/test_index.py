@@ -215,3 +215,30 @@ def test_cosines_of_lexical_only_hits_are_their_best_chunk(tmp_path: Path) -> No
         chunks = encoder.encode([text for _, _, text in index.store.chunk_rows(rowid)])
         assert scores[rowid] == pytest.approx(float(np.max(chunks @ query[0])), abs=1e-6)
     assert _dense_for(index, query, []) == {}
+
+
+def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
+    import random
+
+    from casematch.search import _jaccard, _same_incident, _shingles
+
+    rng = random.Random(3)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9)))
+             for _ in range(400)]
+    base = [" ".join(rng.choices(words, k=60))[:400] for _ in range(40)]
+    # Pairs from identical to unrelated: a text against copies with more and more words
+    # swapped, so exact Jaccards spread over the whole range around each threshold.
+    pairs = []
+    for text in base:
+        for swaps in (0, 1, 2, 3, 4, 6, 8, 11, 16, 40):
+            tokens = text.split()
+            for _ in range(swaps):
+                tokens[rng.randrange(len(tokens))] = rng.choice(words)
+            pairs.append((text, " ".join(tokens)))
+    seen = set()
+    for threshold in (0.5, 0.6, 0.7, 0.8, 0.9):
+        for a, b in pairs:
+            exact = _jaccard(_shingles(a)[0], _shingles(b)[0])
+            seen.add(round(exact, 1))
+            assert _same_incident(_shingles(a), _shingles(b), threshold) == (exact >= threshold)
+    assert {0.5, 0.6, 0.7, 0.8, 0.9, 1.0} <= seen  # the pairs did straddle the thresholds
