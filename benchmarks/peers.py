@@ -266,8 +266,8 @@ def report(results: dict[str, list[dict[str, Any]]], dev: common.DevSet, skipped
         f"Same model (packaged all-MiniLM-L6-v2, offline), same {len(dev.cases):,} GitBugs "
         f"SeaMonkey reports; {len(dev.queries)} dev queries. Medians of {args.repeat} rounds.",
         "casematch: `CaseIndex.build`, then `CaseIndex.open` + `search` with defaults (long "
-        "reports chunked into windows; hybrid dense + FTS5; an opened index runs torch on one "
-        "thread for queries). Peers with their own defaults. txtai: "
+        "reports chunked into windows; hybrid dense + FTS5; the encoder runtime `auto` picks, "
+        "shown beside the name). Peers with their own defaults (torch fp32). txtai: "
         "`Embeddings(path=..., backend=\"faiss\", content=True)`. LangChain: "
         "`HuggingFaceEmbeddings` + `FAISS.from_texts`.",
         "",
