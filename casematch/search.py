@@ -144,7 +144,7 @@ def gather(index: CaseIndex, text: str, n: int, filters: Filters,
         # Within the postings budget the matches are few, so FTS5 can run beside the query
         # embedding and FAISS (SQLite, ONNX Runtime and FAISS all release the GIL) and the
         # dense candidates' BM25 scores are looked up afterwards.
-        pending = _background().submit(store.lexical_matches, expression,
+        pending = _background().submit(store.lexical_search, expression, None,
                                        weights=options.field_weights, **where)
     query = _embed_query(index, text)
     dense: dict[int, float] = {}

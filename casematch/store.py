@@ -271,7 +271,7 @@ class CaseStore:
     def lexical_search(
         self,
         match: str,
-        limit: int,
+        limit: int | None,
         *,
         weights: Sequence[float],
         also: Sequence[int] = (),
@@ -288,19 +288,17 @@ class CaseStore:
         (dense candidates), from one pass over the postings. `match` must come from
         `lexical.match_expression` (quoted terms only). Filters are applied inside the
         query, so the top `limit` are drawn from cases that pass them.
+
+        `limit=None` returns every match, best first: for expressions whose terms were
+        chosen within a postings budget (`lexical.select_terms` with a lexicon), where the
+        rows are few, so a caller can query before it knows the dense candidates and look
+        their scores up afterwards.
         """
-        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
-        # bm25() is negative in FTS5 (more negative is better); weights are per column.
-        marks = ",".join("?" * len(weights))
-        # CROSS JOIN keeps the FTS5 scan as the outer loop; the planner would otherwise
-        # drive from `cases` and run the MATCH once per filtered case (seconds at 10k).
-        sql = (
-            f"SELECT cases_fts.rowid, -bm25(cases_fts, {marks}) AS score FROM cases_fts"
-            + (" CROSS JOIN cases ON cases.rowid = cases_fts.rowid" if where else "")
-            + " WHERE cases_fts MATCH ?"
-            + (f" AND {where}" if where else "")
-        )
-        args: list[Any] = [*weights, match, *params]
+        sql, args = _bm25_query(match, weights, resolved_only, sources, channels, tags,
+                                since, until)
+        if limit is None:
+            return [(int(r), float(v)) for r, v in self._db.execute(sql + " ORDER BY score DESC",
+                                                                     args)]
         if also:
             # `also` first, then the rest by score: one sort, no second MATCH per rowid.
             sql += f" ORDER BY cases_fts.rowid IN ({','.join('?' * len(also))}) DESC,"
@@ -313,35 +311,6 @@ class CaseStore:
         wanted = set(also)
         best = [row for row in rows if row[0] not in wanted][:limit]
         return best + [row for row in rows if row[0] in wanted]
-
-    def lexical_matches(
-        self,
-        match: str,
-        *,
-        weights: Sequence[float],
-        resolved_only: bool = False,
-        sources: Sequence[str] = (),
-        channels: Sequence[str] = (),
-        tags: Sequence[str] = (),
-        since: float | None = None,
-        until: float | None = None,
-    ) -> list[tuple[int, float]]:
-        """Every case matching `match`, (rowid, BM25 score), best first.
-
-        For expressions whose terms were chosen within a postings budget
-        (`lexical.select_terms` with a lexicon), so the rows are few; the caller can then run
-        this before it knows the dense candidates, and look their scores up afterwards.
-        """
-        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
-        marks = ",".join("?" * len(weights))
-        sql = (
-            f"SELECT cases_fts.rowid, -bm25(cases_fts, {marks}) AS score FROM cases_fts"
-            + (" CROSS JOIN cases ON cases.rowid = cases_fts.rowid" if where else "")
-            + " WHERE cases_fts MATCH ?"
-            + (f" AND {where}" if where else "")
-            + " ORDER BY score DESC"
-        )
-        return [(int(r), float(v)) for r, v in self._db.execute(sql, [*weights, match, *params])]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many cases hold each (stemmed) term; terms no case holds are absent."""
@@ -391,6 +360,24 @@ class CaseStore:
             "by_source": by_source,
             "by_channel": by_channel,
         }
+
+
+def _bm25_query(match: str, weights: Sequence[float], resolved_only: bool,
+                sources: Sequence[str], channels: Sequence[str], tags: Sequence[str],
+                since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    """SELECT (rowid, score) of the cases matching `match` within the filters, unordered."""
+    where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+    # bm25() is negative in FTS5 (more negative is better); weights are per column.
+    marks = ",".join("?" * len(weights))
+    # CROSS JOIN keeps the FTS5 scan as the outer loop; the planner would otherwise drive
+    # from `cases` and run the MATCH once per filtered case (seconds at 10k).
+    sql = (
+        f"SELECT cases_fts.rowid, -bm25(cases_fts, {marks}) AS score FROM cases_fts"
+        + (" CROSS JOIN cases ON cases.rowid = cases_fts.rowid" if where else "")
+        + " WHERE cases_fts MATCH ?"
+        + (f" AND {where}" if where else "")
+    )
+    return sql, [*weights, match, *params]
 
 
 def _filter_sql(
