@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -172,6 +173,11 @@ def _background() -> ThreadPoolExecutor:
     # Shared by every index in the process. A few workers: a responder runs several
     # searches at once, and each holds a worker only for its FTS5 query.
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="casematch-lexical")
+
+
+# A forked child (a pre-forking server, multiprocessing) inherits the pool without its
+# threads, and work handed to it would never run: the child starts a pool of its own.
+os.register_at_fork(after_in_child=_background.cache_clear)
 
 
 def snippet(case: Case, limit: int = SNIPPET_CHARS) -> str:

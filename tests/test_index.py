@@ -242,3 +242,27 @@ def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
             seen.add(round(exact, 1))
             assert _same_incident(_shingles(a), _shingles(b), threshold) == (exact >= threshold)
     assert {0.5, 0.6, 0.7, 0.8, 0.9, 1.0} <= seen  # the pairs did straddle the thresholds
+
+
+def test_a_forked_child_can_search_after_its_parent_did(tmp_path: Path) -> None:
+    import multiprocessing
+
+    cases = [make_case(f"c{i}", f"printer {i} jams on floor {i}", "replace the fuser")
+             for i in range(20)]
+    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
+    assert index.store.has_lexicon  # FTS5 goes through the background pool
+    assert index.search("printer 3 jams", k=1)[0].case.id == "c3"  # the pool now has threads
+
+    def child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+        queue.put([m.case.id for m in index.search("printer 7 jams", k=1)])
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(timeout=30)
+    alive = process.is_alive()
+    if alive:
+        process.kill()
+    assert not alive, "the search in the forked child hung"
+    assert queue.get(timeout=5) == ["c7"]
