@@ -154,9 +154,13 @@ def gather(index: CaseIndex, text: str, n: int, filters: Filters,
     lexical: dict[int, float] = {}
     if pending is not None:
         # As `lexical_search(also=dense)` draws them: the best n beside the dense ones.
-        others = [row for row in pending.result() if row[0] not in dense]
-        lexical = {r: score for r, score in pending.result() if r in dense}
-        lexical.update(others[:n])
+        others = 0
+        for rowid, score in pending.result():
+            if rowid in dense:
+                lexical[rowid] = score
+            elif others < n:
+                lexical[rowid] = score
+                others += 1
     elif expression:
         # No budget (a generation written before the lexicon): let SQLite keep only the
         # best, plus the dense candidates' scores, in one pass.
