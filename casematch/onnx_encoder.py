@@ -129,7 +129,7 @@ def _export(model: Any, target: Path) -> None:
 class OnnxTransformer:
     """Runs the exported transformer and pools like the model's Pooling and Normalize modules."""
 
-    def __init__(self, model: Any, model_dir: Path, *, threads: int | None = None) -> None:
+    def __init__(self, model: Any, model_dir: Path) -> None:
         import onnxruntime as ort
 
         if not supports(model_dir):
@@ -140,9 +140,9 @@ class OnnxTransformer:
         self._model = model
         self.path = cache_dir() / "onnx" / _cache_key(model_dir) / "model.onnx"
         options = ort.SessionOptions()
-        # Two cores: a single query runs 1.8x faster on both than on one. Spinning off, because
-        # spinning threads fight whatever else holds a core (measured in "Query threads").
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        # Two cores: a single query ran 1.8x faster on both than on one. Spinning off: beside
+        # a busy process, spinning threads took 17 ms p50 per query against 11 ms without.
+        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = self._open(ort, options)
