@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from casematch import threads
 from casematch.cases import Case, Match, first_sentence
 from casematch.fusion import LEXICAL_WEIGHT, Candidate, fuse
 from casematch.lexical import match_expression, query_terms, select_terms
@@ -172,16 +172,10 @@ def gather(index: CaseIndex, text: str, n: int, filters: Filters,
             for r in dense.keys() | lexical.keys()}
 
 
-@functools.cache
 def _background() -> ThreadPoolExecutor:
-    # Shared by every index in the process. A few workers: a responder runs several
-    # searches at once, and each holds a worker only for its FTS5 query.
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="casematch-lexical")
-
-
-# A forked child (a pre-forking server, multiprocessing) inherits the pool without its
-# threads, and work handed to it would never run: the child starts a pool of its own.
-os.register_at_fork(after_in_child=_background.cache_clear)
+    # A few workers: a responder runs several searches at once, and each holds a worker
+    # only for its FTS5 query.
+    return threads.pool("lexical", 4)
 
 
 def snippet(case: Case, limit: int = SNIPPET_CHARS) -> str:

@@ -1,14 +1,19 @@
 """Which FAISS index holds a generation's vectors, chosen by size.
 
-- Up to `EXACT_LIMIT` vectors: exact search, `IDMap2(FlatIP)`. A single query scans every
-  vector; that stays within a couple of milliseconds up to about that size on 2 cores
-  (benchmarks/RESULTS.md, "Scale").
+- Up to `EXACT_LIMIT` vectors: exact search, `IDMap2(SQfp16)`. A single query scans every
+  vector, split across the cores (`VectorIndex`).
 - Above it: `IVFFlat` (inverted lists over spherical k-means centroids, inner product).
   Chosen over HNSW because IVF supports `remove_ids` and `add_with_ids` in place, so a
   nightly update of a million-vector index removes and adds only what changed (HNSW in
-  FAISS cannot remove ids and costs minutes to rebuild at 1M). Vectors stay uncompressed
-  (Flat codes): scores are the same exact cosines, only the candidate set is approximate,
-  and `reconstruct(id)` keeps working through a hash-table direct map.
+  FAISS cannot remove ids and costs minutes to rebuild at 1M). Only the candidate set is
+  approximate, and `reconstruct(id)` keeps working through a hash-table direct map.
+
+Both store each component as a 16-bit float. Unit-vector components round to within
+~5e-4 of their value, so a cosine moves by ~1e-4 and the top 10 stay the same as with
+32-bit floats (recall@10 1.000 in benchmarks/RESULTS.md, "Scale"), while memory halves and
+an exact scan gets faster: it is bound by decoding rather than by memory bandwidth, so it
+also splits well across cores. Indexes written with 32-bit codes still load; a flat one is
+converted at its next commit.
 
 `fit()` runs once per generation, at commit: it switches kind when the size crosses the
 limit (with hysteresis, so a size hovering at the limit does not flip every night) and
@@ -19,14 +24,22 @@ trained. `VectorIndex` wraps an opened index for queries.
 from __future__ import annotations
 
 import math
+import os
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-# Exact single-query search costs ~0.07 ms per 1,000 vectors (d=384, 1 thread): ~7 ms at
-# 100k. IVF must still scan ~64k vectors for recall@10 >= 0.98 (below), so it pays off
-# only well above that: at 200k it scans a third, at 1M a sixteenth.
+from casematch import threads
+
+# IVF must still scan ~64k vectors for recall@10 >= 0.98 (below), so it pays off only
+# well above that: at 200k it scans a third, at 1M a sixteenth.
 EXACT_LIMIT = 200_000
+# An exact scan of one query is split into up to this many parts, one per core, from
+# this many vectors on; below it a scan takes ~1 ms and a hand-off to a worker costs more
+# than it saves.
+MAX_SCAN_PARTS = 4
+PARALLEL_SCAN_MIN = 20_000
 # Vectors an IVF search scans. benchmarks/scale.py's nprobe sweep (real queries against
 # real + synthetic case vectors): recall@10 vs exact reached 0.987 at 100k scanning 50k
 # vectors (nprobe 128 of 256) and 0.988 at 1M scanning 62k (nprobe 64 of 1,024); recall
@@ -49,7 +62,8 @@ def new_index(dimension: int) -> Any:
     """An empty exact index; `fit()` decides later whether it should become approximate."""
     faiss = _faiss()
     # inner product == cosine: every vector is L2-normalised before it is added.
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    return faiss.IndexIDMap2(faiss.IndexScalarQuantizer(
+        dimension, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
 
 
 def nlist_for(count: int) -> int:
@@ -69,17 +83,19 @@ def kind(index: Any) -> str:
 
 
 def describe(index: Any) -> str:
-    """A short description for the manifest ("IDMap2,Flat" or "IVF1024,Flat/nprobe=64")."""
+    """A short description for the manifest ("IDMap2,SQfp16", "IVF1024,SQfp16/nprobe=64";
+    "Flat" in place of "SQfp16" for indexes written with 32-bit codes)."""
     ivf = _ivf(index)
+    codes = "SQfp16" if _is_fp16(index) else "Flat"
     if ivf is None:
-        return "IDMap2,Flat"
-    return f"IVF{ivf.nlist},Flat/nprobe={ivf.nprobe}"
+        return f"IDMap2,{codes}"
+    return f"IVF{ivf.nlist},{codes}/nprobe={ivf.nprobe}"
 
 
 def memory_bytes(index: Any) -> int:
     """Approximate resident size of the vectors and their ids (the index's bulk)."""
     ivf = _ivf(index)
-    per_vector = index.d * 4 + 8  # float32 codes + int64 id
+    per_vector = _codes_of(index).code_size + 8  # codes + int64 id
     if ivf is not None:
         # Centroids, plus the id -> (list, offset) hash table that `reconstruct` uses.
         return int(index.ntotal * (per_vector + 32) + ivf.nlist * index.d * 4)
@@ -98,15 +114,11 @@ def fit(index: Any, *, exact_limit: int = EXACT_LIMIT) -> Any:
     ivf = _ivf(index)
     if ivf is None:
         if count <= exact_limit:
-            return index
+            return index if _is_fp16(index) else _build_flat(*_contents(index), index.d)
         ids, vectors = _contents(index)
         return _build_ivf(ids, vectors)
     if count < exact_limit // 2:
-        ids, vectors = _contents(index)
-        flat = new_index(index.d)
-        if count:
-            flat.add_with_ids(vectors, ids)
-        return flat
+        return _build_flat(*_contents(index), index.d)
     wanted = nlist_for(count)
     if max(wanted / ivf.nlist, ivf.nlist / wanted) >= 4:
         ids, vectors = _contents(index)
@@ -123,12 +135,36 @@ def _ivf(index: Any) -> Any:
         return None
 
 
+def _codes_of(index: Any) -> Any:
+    """The part of `index` that holds the codes: the IVF index, or IDMap2's flat index."""
+    ivf = _ivf(index)
+    return _faiss().downcast_index(ivf if ivf is not None else index.index)
+
+
+def _is_fp16(index: Any) -> bool:
+    faiss = _faiss()
+    codes = _codes_of(index)
+    return (isinstance(codes, faiss.IndexScalarQuantizer | faiss.IndexIVFScalarQuantizer)
+            and codes.sq.qtype == faiss.ScalarQuantizer.QT_fp16)
+
+
+def _build_flat(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> Any:
+    flat = new_index(dimension)
+    if len(ids):
+        flat.add_with_ids(vectors, ids)
+    return flat
+
+
 def _build_ivf(ids: np.ndarray, vectors: np.ndarray) -> Any:
     faiss = _faiss()
     count, dimension = vectors.shape
     nlist = nlist_for(count)
     quantizer = faiss.IndexFlatIP(dimension)
-    ivf = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    # Vectors encoded as they are, not as residuals from their centroid: a score is then
+    # the same fp16 dot product an exact index computes.
+    ivf = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist,
+                                        faiss.ScalarQuantizer.QT_fp16,
+                                        faiss.METRIC_INNER_PRODUCT, False)
     ivf.own_fields = True
     quantizer.this.disown()  # the IVF index owns (and frees) its quantizer now
     # Spherical k-means: centroids renormalised each iteration, as the data are unit vectors.
@@ -146,25 +182,20 @@ def _build_ivf(ids: np.ndarray, vectors: np.ndarray) -> Any:
 
 
 def _contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every entry, in storage order."""
+    """(ids, vectors) of every entry, in storage order, as 32-bit floats."""
     faiss = _faiss()
     ivf = _ivf(index)
+    if not index.ntotal:
+        return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
     if ivf is None:
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        vectors = faiss.vector_to_array(faiss.downcast_index(index.index).codes).view(np.float32)
-        return ids, vectors.reshape(-1, index.d).copy()
+        return ids, index.index.reconstruct_n(0, index.ntotal)
     lists = ivf.invlists
-    id_parts, vector_parts = [], []
-    for number in range(ivf.nlist):
-        size = lists.list_size(number)
-        if not size:
-            continue
-        id_parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
-        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
-        vector_parts.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, -1))
-    if not id_parts:
-        return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
-    return np.concatenate(id_parts).astype(np.int64), np.concatenate(vector_parts)
+    id_parts = [faiss.rev_swig_ptr(lists.get_ids(number), lists.list_size(number)).copy()
+                for number in range(ivf.nlist) if lists.list_size(number)]
+    ids = np.concatenate(id_parts).astype(np.int64)
+    # Through the id -> entry map, which decodes whatever the codes are.
+    return ids, ivf.reconstruct_batch(ids)
 
 
 class VectorIndex:
@@ -175,9 +206,21 @@ class VectorIndex:
     search refuses them and whose own parameter object would silently reset nprobe to 1.
     """
 
-    def __init__(self, index: Any) -> None:
+    def __init__(self, index: Any, *, parts: int | None = None) -> None:
         self.index = index
         self._ivf = _ivf(index)
+        count = int(index.ntotal)
+        if parts is None:
+            parts = 1 if count < PARALLEL_SCAN_MIN else min(_cores(), MAX_SCAN_PARTS)
+        self._parts: list[Any] = []
+        if self._ivf is None and parts > 1:
+            faiss = _faiss()
+            self._flat = faiss.downcast_index(index.index)
+            # Storage position -> id: the parts search the flat index, which knows positions.
+            self._ids = faiss.vector_to_array(index.id_map)
+            bounds = np.linspace(0, count, parts + 1).astype(np.int64)
+            self._parts = [faiss.IDSelectorRange(int(lo), int(hi))
+                           for lo, hi in pairwise(bounds)]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.index, name)
@@ -210,6 +253,8 @@ class VectorIndex:
         faiss = _faiss()
         if len(queries) != 1:
             return self.index.search(queries, k, params=params)
+        if self._parts:
+            return self._split_scan(queries, k, params)
         # One query uses one thread anyway; an OpenMP team only adds wake-up latency and
         # spinning threads that steal the CPU from torch (PERF-NOTES: "thread gotcha").
         # The setting is per calling thread in libgomp; restore it so torch keeps its own.
@@ -219,6 +264,41 @@ class VectorIndex:
             return self.index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(threads)
+
+    def _split_scan(self, queries: np.ndarray, k: int, params: Any) -> tuple[Any, Any]:
+        """One exact scan, its storage cut into ranges searched side by side (FAISS
+        releases the GIL); a range is skipped vector by vector for the cost of a compare."""
+        faiss = _faiss()
+        wanted = None if params is None else params.sel
+
+        def scan(part: Any) -> tuple[np.ndarray, np.ndarray]:
+            # A flat scan of one query runs in its calling thread (FAISS starts no OpenMP
+            # team for it), so the parts need no thread setting of their own.
+            selector = part
+            if wanted is not None:
+                # The filter names ids; the flat index knows storage positions.
+                selector = faiss.IDSelectorAnd(
+                    part, faiss.IDSelectorTranslated(self.index.id_map, wanted))
+            scan_params = faiss.SearchParameters()
+            scan_params.sel = selector
+            distances, positions = self._flat.search(queries, k, params=scan_params)
+            return distances, positions
+
+        pool = threads.pool("scan", MAX_SCAN_PARTS)
+        pending = [pool.submit(scan, part) for part in self._parts[1:]]
+        results = [scan(self._parts[0]), *(p.result() for p in pending)]
+        distances, positions = faiss.merge_knn_results(
+            np.stack([d for d, _ in results]), np.stack([p for _, p in results]),
+            keep_max=True)
+        ids = np.where(positions >= 0, self._ids[np.maximum(positions, 0)], -1)
+        return distances, ids
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from conftest import FakeEncoder, make_case
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
 from casematch.index import CURRENT, CaseIndex, IndexWriter
 from casematch.search import Filters
+from casematch.vectors import VectorIndex
 
 CASES = [
     make_case("a", "VPN tunnel drops every hour", "Raise the IKE lifetime", channel="it"),
@@ -213,7 +214,8 @@ def test_cosines_of_lexical_only_hits_are_their_best_chunk(tmp_path: Path) -> No
     assert max(len(index.store.chunk_rows(rowid)) for rowid in rowids) > 2
     for rowid in rowids:
         chunks = encoder.encode([text for _, _, text in index.store.chunk_rows(rowid)])
-        assert scores[rowid] == pytest.approx(float(np.max(chunks @ query[0])), abs=1e-6)
+        # Within the rounding of 16-bit codes.
+        assert scores[rowid] == pytest.approx(float(np.max(chunks @ query[0])), abs=1e-3)
     assert _dense_for(index, query, []) == {}
 
 
@@ -251,7 +253,9 @@ def test_a_forked_child_can_search_after_its_parent_did(tmp_path: Path) -> None:
              for i in range(20)]
     index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
     assert index.store.has_lexicon  # FTS5 goes through the background pool
-    assert index.search("printer 3 jams", k=1)[0].case.id == "c3"  # the pool now has threads
+    # and the vector scan through its own, as on an index large enough to split it.
+    index.vectors = VectorIndex(index.vectors.index, parts=2)
+    assert index.search("printer 3 jams", k=1)[0].case.id == "c3"  # the pools now have threads
 
     def child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
         queue.put([m.case.id for m in index.search("printer 7 jams", k=1)])

@@ -24,7 +24,55 @@ def test_small_index_stays_exact() -> None:
     index.add_with_ids(_unit(100), np.arange(100, dtype=np.int64))
     assert vectors.fit(index, exact_limit=1000) is index
     assert vectors.kind(index) == "flat"
-    assert vectors.describe(index) == "IDMap2,Flat"
+    assert vectors.describe(index) == "IDMap2,SQfp16"
+
+
+def test_16_bit_codes_keep_scores_and_the_top_10_of_32_bit_floats() -> None:
+    data, queries = _unit(5000, dim=384), _unit(50, dim=384, seed=1)
+    exact = faiss.IndexFlatIP(384)
+    exact.add(data)
+    index = vectors.new_index(384)
+    index.add_with_ids(data, np.arange(5000, dtype=np.int64))
+    want_scores, want = exact.search(queries, 10)
+    scores, found = index.search(queries, 10)
+    assert np.abs(scores - want_scores).max() < 1e-3
+    assert (found == want).mean() >= 0.99  # the same ten, near-ties aside
+    legacy = faiss.IndexIDMap2(faiss.IndexFlatIP(384))
+    legacy.add_with_ids(data, np.arange(5000, dtype=np.int64))
+    assert vectors.memory_bytes(index) < 0.55 * vectors.memory_bytes(legacy)
+
+
+def test_an_index_with_32_bit_codes_still_searches_and_converts_at_commit() -> None:
+    data = _unit(500)
+    legacy = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
+    legacy.add_with_ids(data, np.arange(500, dtype=np.int64) * 3)
+    assert vectors.describe(legacy) == "IDMap2,Flat"
+    _, found = vectors.VectorIndex(legacy, parts=2).search(data[7:8], 1)
+    assert found[0, 0] == 21
+    converted = vectors.fit(legacy, exact_limit=1000)
+    assert vectors.describe(converted) == "IDMap2,SQfp16"
+    assert sorted(faiss.vector_to_array(converted.id_map)) == list(range(0, 1500, 3))
+    assert np.allclose(converted.reconstruct(21), data[7], atol=1e-3)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_scan_split_across_threads_equals_one_scan(parts: int) -> None:
+    data = _unit(3001, seed=4)
+    ids = np.arange(3001, dtype=np.int64)[::-1] * 5  # ids unrelated to storage positions
+    index = vectors.new_index(32)
+    index.add_with_ids(data, ids)
+    whole, split = vectors.VectorIndex(index, parts=1), vectors.VectorIndex(index, parts=parts)
+    for row in (0, 1500, 3000):
+        want_scores, want = whole.search(data[row:row + 1], 50)
+        scores, found = split.search(data[row:row + 1], 50)
+        assert list(found[0]) == list(want[0]) and np.array_equal(scores, want_scores)
+    # A filter that names ids in every part, and fewer than k of them: -1 pads both alike.
+    params = faiss.SearchParameters()
+    params.sel = faiss.IDSelectorBatch(ids[::700].copy())
+    _, want = whole.search(data[:1], 8, params=params)
+    _, found = split.search(data[:1], 8, params=params)
+    assert list(found[0]) == list(want[0])
+    assert sorted(found[0][:5]) == sorted(ids[::700]) and list(found[0][5:]) == [-1] * 3
 
 
 def test_large_index_becomes_ivf_and_keeps_ids_and_vectors() -> None:
@@ -35,11 +83,12 @@ def test_large_index_becomes_ivf_and_keeps_ids_and_vectors() -> None:
     ivf = vectors.fit(flat, exact_limit=1000)
     assert vectors.kind(ivf) == "ivf"
     assert ivf.ntotal == 3000
-    assert np.allclose(ivf.reconstruct(7 * 42), data[42])
-    # Each vector finds itself first: scores are exact cosines, only candidates are pruned.
+    assert vectors.describe(ivf).startswith(f"IVF{vectors.nlist_for(3000)},SQfp16/nprobe=")
+    assert np.allclose(ivf.reconstruct(7 * 42), data[42], atol=1e-3)  # 16-bit codes
+    # Each vector finds itself first: scores are the exact index's, only candidates are pruned.
     distances, found = vectors.VectorIndex(ivf).search(data[:20], 1)
     assert list(found[:, 0]) == list(ids[:20])
-    assert np.allclose(distances[:, 0], 1.0, atol=1e-5)
+    assert np.allclose(distances[:, 0], 1.0, atol=1e-3)
 
 
 def test_ivf_recall_against_exact_on_clustered_vectors() -> None:
