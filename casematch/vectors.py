@@ -233,6 +233,11 @@ class VectorIndex:
     def kind(self) -> str:
         return "flat" if self._ivf is None else "ivf"
 
+    @property
+    def scan_parts(self) -> int:
+        """Threads one query's exact scan is split across (1: not split)."""
+        return max(1, len(self._parts))
+
     def search(self, queries: np.ndarray, k: int, *, params: Any = None) -> tuple[Any, Any]:
         faiss = _faiss()
         if self._ivf is not None and params is not None:

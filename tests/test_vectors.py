@@ -25,6 +25,7 @@ def test_small_index_stays_exact() -> None:
     assert vectors.fit(index, exact_limit=1000) is index
     assert vectors.kind(index) == "flat"
     assert vectors.describe(index) == "IDMap2,SQfp16"
+    assert vectors.VectorIndex(index).scan_parts == 1  # too small to be worth a thread
 
 
 def test_16_bit_codes_keep_scores_and_the_top_10_of_32_bit_floats() -> None:
@@ -62,6 +63,7 @@ def test_a_scan_split_across_threads_equals_one_scan(parts: int) -> None:
     index = vectors.new_index(32)
     index.add_with_ids(data, ids)
     whole, split = vectors.VectorIndex(index, parts=1), vectors.VectorIndex(index, parts=parts)
+    assert (whole.scan_parts, split.scan_parts) == (1, parts)
     for row in (0, 1500, 3000):
         want_scores, want = whole.search(data[row:row + 1], 50)
         scores, found = split.search(data[row:row + 1], 50)
