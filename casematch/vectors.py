@@ -277,8 +277,10 @@ class VectorIndex:
         wanted = None if params is None else params.sel
 
         def scan(part: Any) -> tuple[np.ndarray, np.ndarray]:
-            # A flat scan of one query runs in its calling thread (FAISS starts no OpenMP
-            # team for it), so the parts need no thread setting of their own.
+            # As in `_search`: FAISS would still open an OpenMP team for one query, whose
+            # threads a forked child inherits as a pool without threads (its next scan
+            # hangs). The setting is per thread; the caller's is restored below.
+            faiss.omp_set_num_threads(1)
             selector = part
             if wanted is not None:
                 # The filter names ids; the flat index knows storage positions.
@@ -291,7 +293,11 @@ class VectorIndex:
 
         pool = threads.pool("scan", MAX_SCAN_PARTS)
         pending = [pool.submit(scan, part) for part in self._parts[1:]]
-        results = [scan(self._parts[0]), *(p.result() for p in pending)]
+        saved = faiss.omp_get_max_threads()
+        try:
+            results = [scan(self._parts[0]), *(p.result() for p in pending)]
+        finally:
+            faiss.omp_set_num_threads(saved)
         distances, positions = faiss.merge_knn_results(
             np.stack([d for d, _ in results]), np.stack([p for _, p in results]),
             keep_max=True)

@@ -246,6 +246,21 @@ def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
     assert {0.5, 0.6, 0.7, 0.8, 0.9, 1.0} <= seen  # the pairs did straddle the thresholds
 
 
+def test_collapse_trigrams_are_the_texts_three_character_substrings() -> None:
+    from casematch.search import _jaccard, _shingles
+
+    def substrings(text: str) -> set[str]:
+        return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
+
+    texts = ["printer jams on floor 3", "printer jammed on floor 3", "ab", "", "a",
+             "émoji 🙂 naïve café", "emoji 🙂 naive cafe", "lone \ud800 surrogate", "aaaa"]
+    for a in texts:
+        assert len(_shingles(a)[0]) == len(substrings(a))
+        for b in texts:
+            want = len(substrings(a) & substrings(b)) / len(substrings(a) | substrings(b))
+            assert _jaccard(_shingles(a)[0], _shingles(b)[0]) == pytest.approx(want)
+
+
 def test_a_forked_child_can_search_after_its_parent_did(tmp_path: Path) -> None:
     import multiprocessing
 
