@@ -2,7 +2,7 @@
 
 - Up to `EXACT_LIMIT` vectors: exact search, `IDMap2(SQfp16)`. A single query scans every
   vector, split across the cores (`VectorIndex`).
-- Above it: `IVFFlat` (inverted lists over spherical k-means centroids, inner product).
+- Above it: IVF (inverted lists over spherical k-means centroids, inner product).
   Chosen over HNSW because IVF supports `remove_ids` and `add_with_ids` in place, so a
   nightly update of a million-vector index removes and adds only what changed (HNSW in
   FAISS cannot remove ids and costs minutes to rebuild at 1M). Only the candidate set is
