@@ -8,11 +8,11 @@ parameter.
 
 Cost is bounded by postings, not by the size of the index: an FTS5 OR-query scores every
 case that holds any of its terms (about 2 µs per matching case here, nearly all of it in
-bm25()), so a long ticket body full
-of everyday words would touch most of a 100k-case index. Terms are taken rarest first, as
-many as fit in `POSTINGS_BUDGET` postings. Rare terms are where BM25's weight is (idf) and
-what lexical retrieval is for: error codes, versions, product names. A common word adds
-little BM25 and nothing the dense side does not already see.
+bm25()), so a long ticket body full of everyday words would touch most of a 100k-case
+index. Terms are taken rarest first, as many as fit in `POSTINGS_BUDGET` postings. Rare
+terms are where BM25's weight is (idf) and what lexical retrieval is for: error codes,
+versions, product names. A common word adds little BM25 and nothing the dense side does
+not already see.
 """
 
 from __future__ import annotations

@@ -258,14 +258,15 @@ class VectorIndex:
         faiss = _faiss()
         if len(queries) != 1:
             return self.index.search(queries, k, params=params)
-        if self._parts:
-            return self._split_scan(queries, k, params)
         # One query uses one thread anyway; an OpenMP team only adds wake-up latency and
-        # spinning threads that steal the CPU from torch (PERF-NOTES: "thread gotcha").
+        # spinning threads that steal the CPU from torch (PERF-NOTES: "thread gotcha"), and
+        # a forked child inherits it as a pool without threads (its next scan hangs).
         # The setting is per calling thread in libgomp; restore it so torch keeps its own.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
+            if self._parts:
+                return self._split_scan(queries, k, params)
             return self.index.search(queries, k, params=params)
         finally:
             faiss.omp_set_num_threads(threads)
@@ -277,10 +278,7 @@ class VectorIndex:
         wanted = None if params is None else params.sel
 
         def scan(part: Any) -> tuple[np.ndarray, np.ndarray]:
-            # As in `_search`: FAISS would still open an OpenMP team for one query, whose
-            # threads a forked child inherits as a pool without threads (its next scan
-            # hangs). The setting is per thread; the caller's is restored below.
-            faiss.omp_set_num_threads(1)
+            faiss.omp_set_num_threads(1)  # as `_search` does, in the pool's threads too
             selector = part
             if wanted is not None:
                 # The filter names ids; the flat index knows storage positions.
@@ -293,11 +291,7 @@ class VectorIndex:
 
         pool = threads.pool("scan", MAX_SCAN_PARTS)
         pending = [pool.submit(scan, part) for part in self._parts[1:]]
-        saved = faiss.omp_get_max_threads()
-        try:
-            results = [scan(self._parts[0]), *(p.result() for p in pending)]
-        finally:
-            faiss.omp_set_num_threads(saved)
+        results = [scan(self._parts[0]), *(p.result() for p in pending)]
         distances, positions = faiss.merge_knn_results(
             np.stack([d for d, _ in results]), np.stack([p for _, p in results]),
             keep_max=True)
