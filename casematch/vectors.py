@@ -43,7 +43,8 @@ PARALLEL_SCAN_MIN = 20_000
 # Vectors an IVF search scans. benchmarks/scale.py's nprobe sweep (real queries against
 # real + synthetic case vectors): recall@10 vs exact reached 0.987 at 100k scanning 50k
 # vectors (nprobe 128 of 256) and 0.988 at 1M scanning 62k (nprobe 64 of 1,024); recall
-# follows the number of vectors scanned far more than the share of lists.
+# follows the number of vectors scanned far more than the share of lists. On 48k real
+# vectors only (benchmarks/vector_choices.py) it took half the lists too: 0.993.
 SCAN_VECTORS = 64_000
 MIN_NPROBE = 8
 # k-means sample: FAISS warns below ~39 points per centroid; 64 is plenty for spherical
