@@ -289,24 +289,27 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
         times: dict[str, list[float]] = {"dense": [], "embed": [], "faiss": []}
         if size <= hybrid_limit:
             times["hybrid"] = []
+        # CPU time of every thread of the process, beside the wall time: on 2 cores a
+        # search can never take less wall time than its CPU time / 2.
+        cpu: dict[str, list[float]] = {name: [] for name in times}
+
+        def timed(name: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+            wall, used = time.perf_counter(), time.process_time()
+            result = func(*args, **kwargs)
+            times[name].append((time.perf_counter() - wall) * 1000)
+            cpu[name].append((time.process_time() - used) * 1000)
+            return result
+
         for _ in range(repeat):
             for query in queries:
                 # Interleaved query by query: a burst of load on the shared machine hits
                 # both modes alike.
-                started = time.perf_counter()
-                index.search(query, 5, options=dense)
-                times["dense"].append((time.perf_counter() - started) * 1000)
+                timed("dense", index.search, query, 5, options=dense)
                 if size <= hybrid_limit:
-                    started = time.perf_counter()
-                    index.search(query, 5)  # the default: hybrid
-                    times["hybrid"].append((time.perf_counter() - started) * 1000)
+                    timed("hybrid", index.search, query, 5)  # the default
         for query in queries:
-            started = time.perf_counter()
-            vector = real.encode([query])
-            times["embed"].append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            index.vectors.search(vector, 200)
-            times["faiss"].append((time.perf_counter() - started) * 1000)
+            vector = timed("embed", real.encode, [query])
+            timed("faiss", index.vectors.search, vector, 200)
         steps: dict[str, float] = {}
         if size <= hybrid_limit:
             timer = StepTimer()
@@ -321,6 +324,8 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
     for name, values in times.items():
         row[f"{name}_p50"] = common.percentile(values, 50)
         row[f"{name}_p99"] = common.percentile(values, 99)
+        row[f"{name}_cpu_p50"] = common.percentile(cpu[name], 50)
+    row["cores"] = len(os.sched_getaffinity(0))
     return row
 
 
@@ -427,6 +432,23 @@ def report(rows: list[dict[str, Any]], e2e: list[dict[str, Any]], real_count: in
                 f"{e['dense_p50']:.1f} / {e['dense_p99']:.1f} | {hybrid} | "
                 f"{e['embed_p50']:.1f} / {e['embed_p99']:.1f} | {e['faiss_p50']:.2f} / "
                 f"{e['faiss_p99']:.2f} | {e['runtime']} |")
+        lines += [
+            "", "CPU time of one search (every thread of the process, median ms; "
+            "`time.process_time()` around the same calls as above), and the least wall time "
+            "it allows on this machine's cores:", "",
+            "| cases | dense CPU ms | hybrid CPU ms | of which query embedding | of which "
+            "FAISS k=200 | cores | hybrid wall floor ms (CPU / cores) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in e2e:
+            hybrid_cpu = e.get("hybrid_cpu_p50")
+            hybrid, floor = "not run", "-"
+            if hybrid_cpu is not None:
+                hybrid, floor = f"{hybrid_cpu:.1f}", f"{hybrid_cpu / e['cores']:.1f}"
+            lines.append(
+                f"| {e['size']:,} | {e['dense_cpu_p50']:.1f} | {hybrid} | "
+                f"{e['embed_cpu_p50']:.1f} | {e['faiss_cpu_p50']:.1f} | {e['cores']} | "
+                f"{floor} |")
         for e in e2e:
             if not e["steps"]:
                 continue
