@@ -194,6 +194,45 @@ def test_onnx_vectors_match_fp32_row_for_row(real_encoder: SentenceTransformerEn
     assert onnx.encode([]).shape == (0, onnx.dimension)
 
 
+def _op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+@pytest.mark.model
+def test_the_onnx_export_runs_fused_attention(real_encoder: SentenceTransformerEncoder) -> None:
+    onnx = SentenceTransformerEncoder(runtime="onnx")
+    # ONNX Runtime's own kernels, one per layer, in place of the traced matmul/softmax ops.
+    assert {"Attention", "SkipLayerNormalization"} <= _op_types(onnx._onnx.path)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("failure", ["optimizer raises", "outputs change"])
+def test_a_fusion_that_fails_keeps_the_plain_export(
+        failure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import onnxruntime.transformers.optimizer
+
+    import casematch.onnx_encoder
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path / "cache"))
+    if failure == "optimizer raises":
+        def broken(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("unsupported graph")
+
+        monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model", broken)
+    else:
+        # Any difference at all now counts as a changed result.
+        monkeypatch.setattr(casematch.onnx_encoder, "FUSION_TOLERANCE", -1.0)
+    plain = SentenceTransformerEncoder(runtime="onnx")
+    assert "using the plain export" in caplog.text
+    assert "Attention" not in _op_types(plain._onnx.path)
+    assert list((tmp_path / "cache").rglob("*.fused")) == []
+    reference = SentenceTransformerEncoder(runtime="fp32").encode(SENTENCES)
+    assert np.sum(plain.encode(SENTENCES) * reference, axis=1).min() >= 0.99999
+
+
 @pytest.mark.model
 def test_a_corrupt_onnx_export_is_exported_again(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch,
