@@ -34,15 +34,15 @@ from casematch import vectors as V
 CANDIDATES = 200
 
 
-def recall_at_10(exact: np.ndarray, found: np.ndarray) -> float:
-    return float(np.mean([len(set(e) & set(f[:10])) / 10 for e, f in zip(exact, found,
-                                                                           strict=True)]))
+def exact_top10(corpus: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """The reference: each query's 10 nearest by an exact fp32 scan."""
+    reference = faiss.IndexFlatIP(corpus.shape[1])
+    reference.add(corpus)
+    return reference.search(queries, 10)[1]
 
 
 def ivf_sweep(corpus: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
-    reference = faiss.IndexFlatIP(corpus.shape[1])
-    reference.add(corpus)
-    _, exact = reference.search(queries, 10)
+    exact = exact_top10(corpus, queries)
     flat = V.new_index(corpus.shape[1])
     flat.add_with_ids(corpus, np.arange(len(corpus), dtype=np.int64))
     index = V.fit(flat, exact_limit=0)  # the library's IVF for this many vectors
@@ -52,15 +52,13 @@ def ivf_sweep(corpus: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
     for nprobe in sorted({max(1, ivf.nlist // d) for d in (32, 16, 8, 4, 2)} | {chosen}):
         ivf.nprobe = nprobe
         _, found = index.search(queries, 10)
-        sweep.append((nprobe, nprobe / ivf.nlist, recall_at_10(exact, found)))
+        sweep.append((nprobe, nprobe / ivf.nlist, scale.recall(exact, found)))
     return {"n": len(corpus), "nlist": ivf.nlist, "chosen": chosen, "sweep": sweep}
 
 
 def code_types(corpus: np.ndarray,
                queries: np.ndarray) -> list[tuple[str, int, float, float, float]]:
-    reference = faiss.IndexFlatIP(corpus.shape[1])
-    reference.add(corpus)
-    _, exact = reference.search(queries, 10)
+    exact = exact_top10(corpus, queries)
     kinds: dict[str, Any] = {"fp32 (IndexFlatIP)": None}
     for name in ("fp16", "bf16", "8bit", "8bit_uniform", "6bit", "4bit"):
         if hasattr(faiss.ScalarQuantizer, f"QT_{name}"):
@@ -83,10 +81,10 @@ def code_types(corpus: np.ndarray,
             started = time.perf_counter()
             _, ids = index.search(query[None], CANDIDATES)
             times.append((time.perf_counter() - started) * 1000)
-            found.append(ids[0])
-            rescored.append(ids[0][np.argsort(-(corpus[ids[0]] @ query))])
+            found.append(ids[0][:10])
+            rescored.append(ids[0][np.argsort(-(corpus[ids[0]] @ query))][:10])
         rows.append((name, index.code_size, common.percentile(times, 50),
-                     recall_at_10(exact, np.array(found)), recall_at_10(exact, np.array(rescored))))
+                     scale.recall(exact, np.array(found)), scale.recall(exact, np.array(rescored))))
         print(rows[-1], file=sys.stderr)
     return rows
 
