@@ -21,7 +21,7 @@ from pathlib import Path
 
 import common
 
-from casematch.embedding import load_encoder
+from casematch.encoders import load_encoder
 from casematch.index import CaseIndex
 from casematch.sources import ReadReport, read_source
 

@@ -26,15 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-import faiss  # noqa: F401  (before torch: see PERF-NOTES, thread gotcha)
+import faiss  # noqa: F401  (before torch: they share libgomp, the first one sets threads)
 
-from casematch.embedding import (
-    DEFAULT_BATCH_SIZE,
-    SentenceTransformerEncoder,
-    choose_runtime,
-    serve_queries_on_one_thread,
-)
-from casematch.onnx_encoder import onnxruntime_available
+from casematch.encoders import DEFAULT_BATCH_SIZE, choose_runtime
+from casematch.encoders.onnx import onnxruntime_available
+from casematch.encoders.sbert import SentenceTransformerEncoder, serve_queries_on_one_thread
 
 SIZES = {"short": 300, "medium": 200, "long": 60}
 

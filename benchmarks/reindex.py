@@ -53,8 +53,8 @@ def main() -> int:
         print(f"skipped: {DATA} is missing (the DISCO conversations of ../shared/data)")
         return 0
     from casematch.config import Settings
-    from casematch.embedding import load_encoder
-    from casematch.reindex import reindex
+    from casematch.encoders import load_encoder
+    from casematch.sync.reindex import reindex
 
     cases = make_cases(args.cases)
     if len(cases) < args.cases:

@@ -36,14 +36,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-import faiss  # before torch (casematch imports it): PERF-NOTES, thread gotcha
+import faiss  # before torch (casematch imports it): they share libgomp
 
-import casematch.search as search_module
-from casematch import vectors as V
+import casematch.search.retrieve as search_module
 from casematch.cases import Case
-from casematch.embedding import DEFAULT_MODEL_NAME, load_encoder
-from casematch.index import CaseIndex, IndexWriter
+from casematch.encoders import DEFAULT_MODEL_NAME, load_encoder
+from casematch.index import CaseIndex, serve_queries_on_one_thread
 from casematch.search import SearchOptions
+from casematch.storage import vectors as V
+from casematch.storage.writer import IndexWriter
 
 NOISE = 0.03
 UPDATE_IDS = 1_000
@@ -216,7 +217,7 @@ class StepTimer:
 
     @contextlib.contextmanager
     def patched(self, index: CaseIndex) -> Iterator[None]:
-        store, encoder, vectors = index.store, index.encoder, index.vectors
+        store, encoder, vectors = index.storage.store, index.encoder, index.storage.vectors
         targets: list[tuple[Any, str, str]] = [
             (encoder, "encode", "query embedding"),
             (vectors, "search", "FAISS search"),
@@ -277,9 +278,10 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
         build = time.perf_counter() - started
         del cases, table
         size_mb = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file()) / 2**20
-        # Opened as a query process opens it: the model loads on first use, the way
-        # `CaseIndex.open` sets it up for queries (torch on one thread).
+        # Opened as a query process opens it: the model loads on first use, and torch
+        # runs on one thread, as the CLI and the responder ask for.
         index = CaseIndex.open(tmp)
+        serve_queries_on_one_thread()
         real = index.encoder
         dense = SearchOptions(mode="dense")
         for query in queries[:5]:
@@ -309,7 +311,7 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
                     timed("hybrid", index.search, query, 5)  # the default
         for query in queries:
             vector = timed("embed", real.encode, [query])
-            timed("faiss", index.vectors.search, vector, 200)
+            timed("faiss", index.storage.vectors.search, vector, 200)
         steps: dict[str, float] = {}
         if size <= hybrid_limit:
             timer = StepTimer()
@@ -317,7 +319,7 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
                 for query in queries:
                     timer.run(lambda q=query: index.search(q, 5))
             steps = timer.medians()
-        kind = V.describe(index.vectors.index)
+        kind = V.describe(index.storage.vectors.index)
         index.close()
     row: dict[str, Any] = {"size": size, "build_s": build, "disk_mb": size_mb, "kind": kind,
                            "runtime": real.runtime, "steps": steps, "samples": len(times["dense"])}

@@ -58,7 +58,8 @@ def serve(index: str, api: str, port_queue: Any, workers: int) -> None:
     """The responder process: HTTP mode on an ephemeral loopback port."""
     import logging
 
-    from casematch.slack.app import build_app, start_http
+    from casematch.slack.app import build_app
+    from casematch.slack.http import start_http
     from casematch.slack.settings import SlackSettings
 
     logging.basicConfig(level=logging.WARNING)

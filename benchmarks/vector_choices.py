@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import common
-import faiss  # before torch (casematch imports it): PERF-NOTES, thread gotcha
+import faiss  # before torch (casematch imports it): they share libgomp
 import numpy as np
 import scale
 
-from casematch import vectors as V
+from casematch.storage import vectors as V
 
 # k asked of the scan: what `search.py` asks for k=50 candidates.
 CANDIDATES = 200

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from casematch.cases import Case, Match, Message, Visibility
+from casematch.cases import Case, Filters, Match, Message, Visibility
 from casematch.config import Settings
+from casematch.encoders import Encoder, load_encoder
 from casematch.errors import (
     CasematchError,
     ConfigError,
@@ -16,14 +15,16 @@ from casematch.errors import (
     ModelMismatchError,
 )
 from casematch.index import CaseIndex, UpdateResult
-from casematch.search import Filters
+from casematch.search import SearchOptions
 from casematch.sources import ReadOptions, ReadReport, read_source
+from casematch.version import __version__
 
 __all__ = [
     "Case",
     "CaseIndex",
     "CasematchError",
     "ConfigError",
+    "Encoder",
     "Filters",
     "IndexFormatError",
     "IndexLockedError",
@@ -34,9 +35,11 @@ __all__ = [
     "ModelMismatchError",
     "ReadOptions",
     "ReadReport",
+    "SearchOptions",
     "Settings",
     "UpdateResult",
     "Visibility",
     "__version__",
+    "load_encoder",
     "read_source",
 ]

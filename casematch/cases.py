@@ -118,6 +118,33 @@ class Match:
         }
 
 
+#####FILTERS
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrict a search. Values within one field are ORed; fields are ANDed."""
+
+    sources: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    resolved_only: bool = True
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.sources or self.channels or self.tags or self.since or self.until)
+
+    def sql_args(self) -> dict[str, Any]:
+        return {
+            "resolved_only": self.resolved_only,
+            "sources": self.sources,
+            "channels": self.channels,
+            "tags": self.tags,
+            "since": self.since.timestamp() if self.since else None,
+            "until": self.until.timestamp() if self.until else None,
+        }
+
+
 def first_sentence(text: str, limit: int = 120) -> str:
     """The first sentence or line of `text`, cut to `limit` characters on a word boundary."""
     line = text.strip().split("\n", 1)[0].strip()

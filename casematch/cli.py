@@ -1,4 +1,7 @@
-"""The `casematch` command: each command parses, makes one library call, renders."""
+"""The `casematch` command: each command parses its options, calls the library, renders.
+
+Library errors (`CasematchError`) become one line on stderr and exit code 1 here, at the edge.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
-from casematch import __version__, render
-from casematch.cases import Case, parse_datetime
+from casematch import render
+from casematch.cases import Filters, parse_datetime
 from casematch.config import Settings
 from casematch.errors import CasematchError
-from casematch.index import CaseIndex
-from casematch.search import MODES, Filters, SearchOptions
-from casematch.sources import FORMATS, ReadReport, read_source
+from casematch.index import CaseIndex, serve_queries_on_one_thread
+from casematch.search import MODES, SearchOptions
+from casematch.sources import FORMATS
+from casematch.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,41 +103,18 @@ def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | 
 
     The new index replaces the old one atomically; unchanged cases are not re-embedded.
     """
+    from casematch.sync.build import build_index
+
     settings = _settings(ctx, index_path=index_path, model=model, slack_domain=slack_domain)
-    report = ReadReport()
-    cases: list[Case] = []
-    for source in sources:
-        cases.extend(read_source(source, format=fmt, options=settings.read_options,
-                                 report=report))
-    if not any(c.resolved for c in cases) and not include_unresolved:
-        raise click.ClickException(
-            f"no resolved cases in {', '.join(map(str, sources))}: nothing to index "
-            "(the existing index is unchanged; --include-unresolved indexes them anyway)"
-        )
-    _, result = CaseIndex.build(
-        cases, settings.index_path, model=settings.model,
-        include_unresolved=include_unresolved, reuse=not full,
-        progress=sys.stderr.isatty() and not as_json,
-        device=settings.device, runtime=settings.runtime, batch_size=settings.batch_size,
-    )
+    built = build_index(sources, settings, format=fmt, include_unresolved=include_unresolved,
+                        full=full, progress=sys.stderr.isatty() and not as_json)
     if as_json:
-        click.echo(json.dumps({"read": report.to_dict(), "index": result.to_dict(),
-                               "path": str(settings.index_path)}, indent=2))
+        click.echo(json.dumps(built.to_dict(), indent=2))
         return
-    click.echo(f"Read {report.read} cases: {report.resolved} resolved, "
-               f"{report.read - report.resolved} unresolved.")
-    if report.skipped:
-        skipped = ", ".join(f"{why} {n}" for why, n in report.skipped.most_common())
-        click.echo(f"Skipped: {skipped}.")
-    for problem in report.problems[:10]:
-        click.echo(f"Problem: {problem}", err=True)
-    if len(report.problems) > 10:
-        click.echo(f"... and {len(report.problems) - 10} more problems", err=True)
-    click.echo(
-        f"Index {settings.index_path} ({result.generation}): added {result.added}, "
-        f"updated {result.updated}, deleted {result.deleted}, unchanged {result.unchanged}; "
-        f"embedded {result.embedded} texts in {result.seconds:.1f} s."
-    )
+    click.echo("\n".join(render.read_summary(built.read)))
+    for line in render.problems(built.read.problems):
+        click.echo(line, err=True)
+    click.echo(render.update_summary(built.update, built.path))
 
 
 def _read_query(text: str) -> str:
@@ -192,6 +173,7 @@ def query_cmd(ctx: click.Context, text: str, index_path: Path | None, k: int,
                       since=_date(since), until=_date(until))
     with CaseIndex.open(settings.index_path, model=settings.model,
                         device=settings.device, runtime=settings.runtime) as index:
+        serve_queries_on_one_thread()
         matches = index.search(query, k=k, filters=filters,
                                options=_search_options(mode, half_life, no_collapse))
     click.echo(render.to_json(matches, query=query) if as_json
@@ -232,40 +214,20 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
     settings = _settings(ctx, index_path=index_path)
     if queries is None:
         from casematch.slack.feedback import feedback_queries
-        from casematch.slack.state import STATE_FILE
 
-        labelled = [labelled_query(q) for q in feedback_queries(settings.index_path)]
-        if not labelled:
-            raise click.ClickException(
-                f"no Slack feedback to evaluate on yet in {settings.index_path / STATE_FILE}: "
-                "a query counts once agents vote one of the responder's suggestions Helpful")
+        labelled = [labelled_query(q) for q in feedback_queries(settings.index_path,
+                                                                 required=True)]
     else:
         labelled = load_queries(queries)
     with CaseIndex.open(settings.index_path, device=settings.device,
                         runtime=settings.runtime) as index:
+        serve_queries_on_one_thread()
         report = evaluate(index, labelled, k, target_precision=target_precision,
                           options=_search_options(mode, half_life, no_collapse))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        click.echo(render_eval(report))
-
-
-def render_eval(report: Any) -> str:
-    m = report.metrics
-    lines = [f"Queries: {report.queries}",
-             *(f"{name:<10} {m[name]:.3f}" for name in
-               ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"))]
-    if report.missing_relevant:
-        lines.append(f"Relevant ids not in the index: {len(report.missing_relevant)} "
-                     f"(e.g. {', '.join(report.missing_relevant[:5])})")
-    cal = report.calibration
-    if cal is not None:
-        lines.append(
-            f"Threshold for precision@1 >= {cal.target:.2f}: none reaches it" if cal.threshold
-            is None else f"Threshold for precision@1 >= {cal.target:.2f}: {cal.threshold:.3f} "
-            f"(precision {cal.precision:.3f}, answers {cal.coverage:.0%} of queries)")
-    return "\n".join(lines)
+        click.echo(render.eval_text(report))
 
 
 @cli.command("stats")
@@ -278,17 +240,7 @@ def stats_cmd(ctx: click.Context, index_path: Path | None, as_json: bool) -> Non
     settings = _settings(ctx, index_path=index_path)
     with CaseIndex.open(settings.index_path) as index:
         stats = index.stats()
-    if as_json:
-        click.echo(json.dumps(stats, indent=2))
-        return
-    click.echo(f"Index {stats['path']} ({stats['generation']}), built {stats['built_at']}")
-    click.echo(f"Model: {stats['model']} ({stats['dimension']} dimensions)")
-    click.echo(f"Cases: {stats['cases']} ({stats['resolved']} resolved), "
-               f"{stats['chunks']} vectors")
-    for name, count in sorted(stats["by_source"].items()):
-        click.echo(f"  source {name}: {count}")
-    for name, count in sorted(stats["by_channel"].items(), key=lambda kv: -kv[1]):
-        click.echo(f"  {name}: {count}")
+    click.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
 
 
 @cli.command("reindex", epilog="""\b
@@ -301,23 +253,20 @@ Exit codes:
       and the failed one is retried from its old cursor next time
   4   nothing to do: every source was read and nothing changed
   75  locked: another reindex is writing this index; try again later""")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="casematch.toml with [index] and [[sources]] (default: as for every command).")
+@config_option
 @click.option("--full", is_flag=True,
               help="Ignore cursors, read every source whole and re-embed everything.")
 @click.option("--dry-run", is_flag=True, help="Read the sources and report; write nothing.")
 @json_option
 @click.pass_context
-def reindex_cmd(ctx: click.Context, config_file: Path | None, full: bool, dry_run: bool,
-                as_json: bool) -> None:
+def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, as_json: bool) -> None:
     """Pull what changed from the [[sources]] of the config and swap in a new index.
 
     Meant for cron: only changed cases are embedded, the switch is atomic, a crash leaves
     the previous index serving, and a second concurrent run exits at once (code 75).
     """
     from casematch.errors import IndexLockedError
-    from casematch.index import UpdateResult
-    from casematch.reindex import EXIT_FAILED, EXIT_LOCKED, reindex
+    from casematch.sync.reindex import EXIT_FAILED, EXIT_LOCKED, failure_dict, reindex
 
     tty = sys.stderr.isatty() and not as_json
 
@@ -327,7 +276,7 @@ def reindex_cmd(ctx: click.Context, config_file: Path | None, full: bool, dry_ru
             click.echo(f"\r\033[K{line}", err=True, nl=count is None)
 
     try:
-        settings = Settings.load(config_file or (ctx.obj or {}).get("config"))
+        settings = _settings(ctx)
         result = reindex(settings, full=full, dry_run=dry_run, progress=progress,
                          embed_progress=tty)
     except CasematchError as exc:
@@ -335,8 +284,7 @@ def reindex_cmd(ctx: click.Context, config_file: Path | None, full: bool, dry_ru
         code = EXIT_LOCKED if locked else EXIT_FAILED
         if as_json:
             # Cron wrappers that parse --json get one object on every exit, not only on success.
-            click.echo(json.dumps({**UpdateResult().to_dict(), "status": "locked" if locked
-                                   else "failed", "exit_code": code, "error": str(exc)}))
+            click.echo(json.dumps(failure_dict(exc)))
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(code)
     for source in result.sources:
@@ -363,8 +311,7 @@ def slack_group() -> None:
 @slack_group.command("serve", epilog="""\b
 Tokens come from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET (HTTP mode),
 SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack].""")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="casematch.toml with [index] and [slack] (default: as for every command).")
+@config_option
 @click.option("--socket-mode", "mode", flag_value="socket", default=True,
               help="Connect out to Slack over a WebSocket (default; no public URL needed).")
 @click.option("--http", "mode", flag_value="http",
@@ -372,24 +319,23 @@ SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
               help="Port for --http.")
 @click.pass_context
-def slack_serve_cmd(ctx: click.Context, config_file: Path | None, mode: str, port: int) -> None:
+def slack_serve_cmd(ctx: click.Context, mode: str, port: int) -> None:
     """Answer new cases in the configured swarm channels with similar resolved cases."""
     import logging
     import os
 
     from casematch.slack.settings import SlackSettings
 
-    settings = Settings.load(config_file or (ctx.obj or {}).get("config"))
-    slack = SlackSettings.from_settings(settings, os.environ)
+    slack = SlackSettings.from_settings(_settings(ctx), os.environ)
     slack.require(socket_mode=mode == "socket")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from casematch.slack import app
+    from casematch.slack import app, http
 
     built = app.build_app(slack)
     if mode == "socket":
         app.serve_socket_mode(built.app, slack.app_token)
     else:
-        app.serve_http(built.app, port)
+        http.serve_http(built.app, port)
 
 
 def main() -> None:

@@ -1,7 +1,10 @@
 """Settings, resolved once: keyword arguments > `CASEMATCH_*` variables > casematch.toml > defaults.
 
-Library code takes a `Settings` (or plain arguments) and never reads `os.environ` itself;
-this module is the one place that does.
+Library code takes a `Settings` (or plain arguments); this module is where casematch's own
+settings and secrets are read from the environment (the CLI passes `os.environ` in). Two
+process-wide variables are read where they take effect instead: the encoder's export cache
+folder (`CASEMATCH_CACHE_DIR`, `XDG_CACHE_HOME`), and `HF_HUB_OFFLINE`, which the encoder
+sets (never overrides) so that models load without the network.
 """
 
 from __future__ import annotations
@@ -13,14 +16,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from casematch.embedding import DEFAULT_BATCH_SIZE
+from casematch.encoders import DEFAULT_BATCH_SIZE
 from casematch.errors import ConfigError
 from casematch.resolution import DEFAULT_PHRASES, DEFAULT_REACTIONS, ResolutionRules
-from casematch.sources import ReadOptions
+from casematch.sources import REQUIRED, SOURCE_TYPES, Credentials, ReadOptions, SourceConfig
 
 DEFAULT_INDEX = "casematch-index"
 CONFIG_FILE = "casematch.toml"
-SOURCE_TYPES = ("slack-export", "slack-api", "zendesk-export", "zendesk-api", "jsonl")
 # Names of the variables holding secrets; a config file may rename them, never hold values.
 DEFAULT_SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
 DEFAULT_ZENDESK_EMAIL_ENV = "ZENDESK_EMAIL"
@@ -31,37 +33,6 @@ _SHARED_SOURCE_KEYS = {
     "slack-api": ("lookback_days", "include_private", "recheck_unresolved"),
     "zendesk-api": ("start_time", "per_page"),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A secret read from the environment. `repr` never shows the token (logs, tracebacks)."""
-
-    user: str = ""
-    token: str = field(default="", repr=False)
-    # The variables it came from, so that messages can say which one to set or fix.
-    user_env: str = ""
-    token_env: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    """One `[[sources]]` table: where cases come from on a reindex."""
-
-    type: str
-    path: str = ""
-    channels: tuple[str, ...] = ()
-    subdomain: str = ""
-    options: Mapping[str, Any] = field(default_factory=dict)
-    # Key of this source's sync cursor; stable across runs (default: type and path/channels).
-    name: str = ""
-    # API sources: the base URL (tests point it at a local server) and the secrets.
-    api_url: str = ""
-    credentials: Credentials = field(default_factory=Credentials)
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.type}:{self.path or self.subdomain or ','.join(self.channels)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +178,20 @@ def _check_source(source: SourceConfig, number: int) -> None:
     where = f"[[sources]] #{number} ({source.type})"
     if source.type not in SOURCE_TYPES:
         raise ValueError(f"{where}: unknown type; use one of {', '.join(SOURCE_TYPES)}")
-    if source.type in ("slack-export", "zendesk-export", "jsonl") and not source.path:
-        raise ValueError(f"{where}: needs 'path', the export file or folder")
-    if source.type == "slack-api" and not source.channels:
-        raise ValueError(f"{where}: needs 'channels', the channel names or ids to read")
-    if source.type == "zendesk-api" and not source.subdomain:
-        raise ValueError(f"{where}: needs 'subdomain' ('acme' for acme.zendesk.com)")
+    field_name, meaning = REQUIRED[source.type]
+    if not getattr(source, field_name):
+        raise ValueError(f"{where}: needs {field_name!r}, {meaning}")
+
+
+def slack_api(table: Mapping[str, Any], env: Mapping[str, str]) -> tuple[Credentials, str]:
+    """The Slack bot token and Web API base URL, for the API source and the responder alike.
+
+    The token comes from the variable `[slack] token_env` names (SLACK_BOT_TOKEN by default);
+    the URL from CASEMATCH_SLACK_API_URL, else `api_base_url`, else "" (Slack itself).
+    """
+    token_env = str(table.get("token_env", DEFAULT_SLACK_TOKEN_ENV))
+    url = env.get("CASEMATCH_SLACK_API_URL") or str(table.get("api_base_url") or "")
+    return Credentials(token=env.get(token_env, ""), token_env=token_env), url
 
 
 def _resolve_source(
@@ -223,9 +202,7 @@ def _resolve_source(
         return source
     if source.type == "slack-api":
         table = {**sections.get("slack", {}), **source.options}
-        token_env = str(table.get("token_env", DEFAULT_SLACK_TOKEN_ENV))
-        url = env.get("CASEMATCH_SLACK_API_URL") or str(table.get("api_base_url") or "")
-        credentials = Credentials(token=env.get(token_env, ""), token_env=token_env)
+        credentials, url = slack_api(table, env)
         name = source.name or f"slack-api:{','.join(source.channels)}"
     else:
         table = {**sections.get("zendesk", {}), **source.options}

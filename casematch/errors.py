@@ -1,4 +1,17 @@
-"""One root exception; each subclass's message says what to do about it."""
+"""One root exception; each subclass's message says what to do about it.
+
+The tree::
+
+    CasematchError               every error casematch raises on purpose
+    ├── InputError               a source file, line or record cannot be read (names it)
+    ├── ConfigError              a setting is missing or unusable (names the setting)
+    ├── IndexFormatError         an index is missing, incomplete, damaged or too old
+    ├── ModelMismatchError       the index was built with another embedding model
+    ├── MissingDependencyError   an optional heavy dependency is not installed
+    └── IndexLockedError         another process is writing the index
+
+Anything else that escapes is a bug.
+"""
 
 from __future__ import annotations
 

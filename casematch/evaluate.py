@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from casematch.errors import CasematchError
 
 if TYPE_CHECKING:
+    from casematch.cases import Filters
     from casematch.index import CaseIndex
-    from casematch.search import Filters, SearchOptions
+    from casematch.search import SearchOptions
 
 CUTOFFS = (1, 5, 10)
 DEFAULT_TARGET_PRECISION = 0.8

@@ -1,126 +1,34 @@
-"""`CaseIndex`: a directory of immutable generations, switched atomically.
+"""`CaseIndex`: the face of an index directory. Open, build, update, search, get, stats.
 
-Layout of an index directory::
-
-    CURRENT             the name of the generation readers open ("g000003")
-    g000003/            manifest.json, vectors.faiss, cases.sqlite
-    g000002/            the previous generation, kept for rollback
-    .lock               held by the one process writing a new generation
-
-A writer builds the next generation in a temporary folder, renames it into place and
-only then rewrites CURRENT (`os.replace`, atomic on POSIX). A reader that opened an
-older generation keeps its open files; a crash at any point leaves CURRENT naming the
-last complete generation.
+It composes the layers below it and adds no logic of its own: the on-disk format is
+`casematch.storage.generations`, writing is `casematch.storage.writer`, ranking is
+`casematch.search`, and embedding is `casematch.encoders`.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import sqlite3
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from casematch import __version__
-from casematch.cases import Case, Match
-from casematch.embedding import (
-    DEFAULT_BATCH_SIZE,
-    Encoder,
-    canonical_model_name,
-    load_encoder,
-    serve_queries_on_one_thread,
-)
-from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
-from casematch.store import CaseStore
-from casematch.vectors import EXACT_LIMIT, VectorIndex
-from casematch.vectors import describe as describe_vector_index
-from casematch.vectors import fit as fit_vector_index
-from casematch.vectors import new_index as new_vector_index
-
-if TYPE_CHECKING:
-    from casematch.search import Filters, SearchOptions
-
-FORMAT_VERSION = 1
-MANIFEST, VECTORS, CASES, CURRENT, LOCK = (
-    "manifest.json", "vectors.faiss", "cases.sqlite", "CURRENT", ".lock",
-)
-KEEP_GENERATIONS = 2
-
-
-def _faiss() -> Any:
-    try:
-        import faiss
-    except ImportError as exc:  # pragma: no cover - faiss-cpu is a hard dependency
-        from casematch.errors import MissingDependencyError
-
-        raise MissingDependencyError("faiss is not installed: pip install faiss-cpu") from exc
-    return faiss
-
-
-@dataclass
-class UpdateResult:
-    """What one build or update changed; `embedded` counts texts sent to the model."""
-
-    added: int = 0
-    updated: int = 0
-    deleted: int = 0
-    unchanged: int = 0
-    embedded: int = 0
-    skipped_unresolved: int = 0
-    # Unchanged text, changed metadata (a reaction, a url): no embedding, still written.
-    refreshed: int = 0
-    generation: str = ""
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.updated or self.deleted or self.refreshed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "deleted": self.deleted,
-            "unchanged": self.unchanged,
-            "embedded": self.embedded,
-            "skipped_unresolved": self.skipped_unresolved,
-            "refreshed": self.refreshed,
-            "generation": self.generation,
-            "seconds": round(self.seconds, 3),
-        }
+from casematch.cases import Case, Filters, Match
+from casematch.encoders import DEFAULT_BATCH_SIZE, Encoder, canonical_model_name, load_encoder
+from casematch.errors import IndexFormatError, ModelMismatchError
+from casematch.search import SearchOptions, search
+from casematch.storage.generations import Generation, current_generation
+from casematch.storage.writer import IndexWriter, UpdateResult
 
 
 class CaseIndex:
-    """An opened index generation: search it, or write the next generation from it."""
+    """An opened index generation: search it, or write the next generation from it.
 
-    def __init__(
-        self,
-        root: Path,
-        generation: str,
-        manifest: dict[str, Any],
-        store: CaseStore,
-        vectors: Any,
-        encoder: Encoder | Callable[[], Encoder],
-    ) -> None:
-        self.root = root
-        self.generation = generation
-        self.manifest = manifest
-        self.store = store
-        self.vectors = vectors
+    The model loads on the first search, not when the index opens, so `stats()` and
+    `get()` stay fast. Use it as a context manager, or call `close()`.
+    """
+
+    def __init__(self, generation: Generation, encoder: Encoder | Callable[[], Encoder]) -> None:
+        self._generation = generation
         self._encoder = encoder
-        self.chunk_ids, self.chunk_cases = store.chunk_map()
-        if len(self.chunk_ids) != self.vectors.ntotal:
-            raise IndexFormatError(
-                f"{root / generation}: {self.vectors.ntotal} vectors but "
-                f"{len(self.chunk_ids)} chunks; the generation is damaged, rebuild the index"
-            )
 
     # ---- opening --------------------------------------------------------------------------
 
@@ -134,33 +42,36 @@ class CaseIndex:
         device: str = "cpu",
         runtime: str = "auto",
     ) -> CaseIndex:
-        """Open the current generation. The model loads on the first search, not here."""
-        root = Path(path)
-        generation = current_generation(root)
-        gen_dir = root / generation
-        manifest = read_manifest(gen_dir)
-        wanted = encoder.name if encoder else canonical_model_name(model) if model else None
-        if wanted and wanted != manifest["model"]:
-            raise ModelMismatchError(
-                f"{root} was built with model {manifest['model']!r}, not {wanted!r}: "
-                f"open it with --model {manifest['model']} or rebuild it with the new model"
-            )
-        try:
-            # Wrapped once per process: the query path reads no file after this.
-            vectors = VectorIndex(_faiss().read_index(str(gen_dir / VECTORS)))
-        except RuntimeError as exc:
-            raise IndexFormatError(
-                f"{gen_dir / VECTORS}: cannot read the vector file ({_first_line(exc)}); "
-                "rebuild the index"
-            ) from exc
-        store = CaseStore(gen_dir / CASES)
-        def query_encoder() -> Encoder:
-            # An opened index answers queries; building loads its own encoder.
-            serve_queries_on_one_thread()
-            return load_encoder(manifest["model"], device=device, runtime=runtime)
+        """Open the current generation of the index at `path`.
 
-        lazy: Encoder | Callable[[], Encoder] = encoder or query_encoder
-        return cls(root, generation, manifest, store, vectors, lazy)
+        Args:
+            path: the index directory.
+            model: the model expected; `None` takes the one the index was built with.
+            encoder: an already loaded encoder to search with (its name must match).
+            device: where the model runs when it loads ("cpu", "cuda", ...).
+            runtime: encoder runtime ("auto", "fp32", "bf16", "onnx").
+
+        Returns:
+            The opened index. The model loads on the first search.
+
+        Raises:
+            IndexFormatError: no index there, or a damaged or older-format one.
+            ModelMismatchError: `model` or `encoder` is not the model of the index.
+        """
+        generation = Generation.open(Path(path))
+        built_with = generation.manifest["model"]
+        wanted = encoder.name if encoder else canonical_model_name(model) if model else None
+        if wanted and wanted != built_with:
+            generation.close()
+            raise ModelMismatchError(
+                f"{path} was built with model {built_with!r}, not {wanted!r}: "
+                f"open it with --model {built_with} or rebuild it with the new model"
+            )
+
+        def query_encoder() -> Encoder:
+            return load_encoder(built_with, device=device, runtime=runtime)
+
+        return cls(generation, encoder or query_encoder)
 
     @classmethod
     def build(
@@ -181,6 +92,25 @@ class CaseIndex:
 
         Vectors of cases whose text did not change are copied from the current generation
         (same model), so rebuilding from a full export re-embeds only what changed.
+
+        Args:
+            cases: the cases; unresolved ones are skipped unless `include_unresolved`.
+            path: the index directory (created when missing).
+            model: model name or folder for a new index ("default" when None).
+            encoder: an already loaded encoder instead of `model`.
+            include_unresolved: keep unresolved cases too (searches still skip them).
+            progress: show a progress bar while embedding.
+            reuse: False re-embeds everything.
+            device: where the model runs.
+            runtime: encoder runtime.
+            batch_size: texts per forward pass.
+
+        Returns:
+            The opened new index and what changed.
+
+        Raises:
+            IndexLockedError: another process is writing the index.
+            IndexFormatError: the current generation is damaged.
         """
         root = Path(path)
         encoder = encoder or load_encoder(model or "default", device=device, runtime=runtime,
@@ -201,7 +131,15 @@ class CaseIndex:
         include_unresolved: bool | None = None,
         progress: bool = False,
     ) -> tuple[CaseIndex, UpdateResult]:
-        """Write a new generation with `cases` upserted and `delete` ids removed."""
+        """Write a new generation with `cases` upserted and `delete` ids removed.
+
+        Returns:
+            The opened new generation and what changed; this object keeps serving the
+            generation it opened.
+
+        Raises:
+            IndexLockedError: another process is writing the index.
+        """
         keep_unresolved = (
             self.manifest.get("include_unresolved", False)
             if include_unresolved is None else include_unresolved
@@ -217,34 +155,75 @@ class CaseIndex:
     # ---- reading --------------------------------------------------------------------------
 
     @property
+    def root(self) -> Path:
+        return self._generation.root
+
+    @property
+    def generation(self) -> str:
+        """The name of the opened generation ("g000003")."""
+        return self._generation.name
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self._generation.manifest
+
+    @property
+    def storage(self) -> Generation:
+        """The opened generation itself (case store, vectors, chunk map), for tools that
+        look inside an index: benchmarks, diagnostics."""
+        return self._generation
+
+    @property
     def encoder(self) -> Encoder:
+        """The query encoder (loaded on first use)."""
         if not isinstance(self._encoder, Encoder):
             self._encoder = self._encoder()
         return self._encoder
 
     def search(self, text: str, k: int = 5, *, filters: Filters | None = None,
                options: SearchOptions | None = None) -> list[Match]:
-        """The `k` past cases closest to `text`, best first (hybrid dense + lexical)."""
-        from casematch.search import search
+        """The `k` past cases closest to `text`, best first (hybrid dense + lexical).
 
-        return search(self, text, k, filters=filters, options=options)
+        Args:
+            text: the new case.
+            k: how many matches (recurring incidents count once).
+            filters: restrict by source, channel, tag or date; resolved cases only by default.
+            options: ranking options; the defaults are the measured configuration.
+
+        Returns:
+            `Match`es, best first; empty when nothing passes the filters.
+        """
+        return search(self._generation, self.encoder, text, k, filters=filters,
+                      options=options)
+
+    def is_current(self) -> bool:
+        """Whether this is still the generation CURRENT names (True when it cannot tell).
+
+        A long-running reader (the Slack responder) calls this to follow new generations.
+        """
+        try:
+            return current_generation(self.root) == self.generation
+        except (OSError, IndexFormatError):
+            return True  # mid-replace or gone: keep serving the generation we have
 
     def get(self, case_id: str) -> Case | None:
-        return self.store.case_by_id(case_id)
+        """The stored case with this id, or None."""
+        return self._generation.store.case_by_id(case_id)
 
     def __len__(self) -> int:
         return int(self.manifest["cases"])
 
     def stats(self) -> dict[str, Any]:
+        """Path, generation, model, dimension, build time and counts by source and channel."""
         return {
             "path": str(self.root),
             "generation": self.generation,
             **{k: self.manifest[k] for k in ("model", "dimension", "built_at", "format")},
-            **self.store.stats(),
+            **self._generation.store.stats(),
         }
 
     def close(self) -> None:
-        self.store.close()
+        self._generation.close()
 
     def __enter__(self) -> CaseIndex:
         return self
@@ -253,241 +232,17 @@ class CaseIndex:
         self.close()
 
 
-# ---- generations on disk ------------------------------------------------------------------
+def serve_queries_on_one_thread() -> None:
+    """Tune this process for answering queries one at a time (the CLI, the responder).
+
+    A query is one short text: its small matmuls gain little from two OpenMP threads, and
+    when anything else holds a core the threads spin-wait on each other at every layer.
+    Not done by `CaseIndex.open`: it changes torch for the whole process, which a program
+    that also builds indexes may not want.
+    """
+    from casematch.encoders.sbert import serve_queries_on_one_thread as torch_on_one_thread
+
+    torch_on_one_thread()
 
 
-def current_generation(root: Path) -> str:
-    pointer = root / CURRENT
-    if not pointer.is_file():
-        if not root.exists():
-            raise IndexFormatError(
-                f"{root}: no index here; build one with `casematch index SOURCE --index {root}`"
-            )
-        raise IndexFormatError(f"{root}: not a casematch index (no {CURRENT} file)")
-    name = pointer.read_text(encoding="utf-8").strip()
-    if not name or not (root / name).is_dir():
-        raise IndexFormatError(f"{pointer}: names generation {name!r}, which is missing")
-    return name
-
-
-def read_manifest(gen_dir: Path) -> dict[str, Any]:
-    path = gen_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise IndexFormatError(f"{path}: missing; rebuild the index") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise IndexFormatError(f"{path}: corrupted ({exc}); rebuild the index") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise IndexFormatError(
-            f"{path}: index format {found!r}, this casematch reads {FORMAT_VERSION}; rebuild it"
-        )
-    return manifest
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@dataclass
-class _Pending:
-    chunk_ids: list[int] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-
-
-class IndexWriter:
-    """Builds the next generation of an index. One writer per index at a time (a lock)."""
-
-    def __init__(self, root: Path, encoder: Encoder, *, include_unresolved: bool = False,
-                 fresh: bool = False) -> None:
-        self.root = root
-        self.encoder = encoder
-        self.include_unresolved = include_unresolved
-        self.fresh = fresh
-        # Vectors above which the index becomes approximate (lowered by tests).
-        self.exact_limit = EXACT_LIMIT
-        self.result = UpdateResult()
-        self._pending = _Pending()
-        self._removed: list[int] = []
-        self._seen: set[str] = set()
-        self._started = time.perf_counter()
-
-    def __enter__(self) -> IndexWriter:
-        from filelock import FileLock, Timeout
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(self.root / LOCK)
-        try:
-            self._lock.acquire(timeout=0)
-        except Timeout as exc:
-            raise IndexLockedError(
-                f"{self.root}: another casematch process is writing this index; "
-                "try again when it has finished"
-            ) from exc
-        try:
-            self._open_base()
-        except BaseException:
-            self._lock.release()
-            raise
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            if getattr(self, "_store", None) is not None:
-                self._store.close()
-            if exc_type is not None and self._tmp.exists():
-                shutil.rmtree(self._tmp, ignore_errors=True)
-        finally:
-            self._lock.release()
-
-    def _open_base(self) -> None:
-        faiss = _faiss()
-        existing = sorted(p.name for p in self.root.glob("g[0-9]*") if p.is_dir())
-        number = int(existing[-1][1:]) + 1 if existing else 1
-        self.generation = f"g{number:06d}"
-        # Leftovers of writers that died mid-way (we hold the lock, so none is alive).
-        for stale in self.root.glob(".tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        self._tmp = self.root / f".tmp-{self.generation}-{os.getpid()}"
-        self._tmp.mkdir()
-        base_gen = None
-        if not self.fresh and (self.root / CURRENT).exists():
-            base_gen = current_generation(self.root)
-            manifest = read_manifest(self.root / base_gen)
-            if manifest["model"] != self.encoder.name:
-                base_gen = None  # another model: nothing can be reused
-        self._base = base_gen
-        if base_gen is not None:
-            # sqlite3's backup API copies a consistent snapshot, whatever readers do.
-            source = sqlite3.connect(f"file:{self.root / base_gen / CASES}?mode=ro", uri=True)
-            target = sqlite3.connect(self._tmp / CASES)
-            source.backup(target)
-            source.close()
-            target.close()
-            self._vectors = faiss.read_index(str(self.root / base_gen / VECTORS))
-        else:
-            # Exact to start with; commit() switches to IVF past a size (casematch.vectors).
-            self._vectors = new_vector_index(self.encoder.dimension)
-        self._store = CaseStore(self._tmp / CASES, create=True)
-        self._hashes = self._store.hashes()
-
-    # ---- changes ------------------------------------------------------------------------
-
-    def upsert(self, case: Case) -> None:
-        self._seen.add(case.id)
-        if not case.resolved and not self.include_unresolved:
-            self.result.skipped_unresolved += 1
-            if case.id in self._hashes:
-                self.delete(case.id)
-            return
-        digest = case.content_hash()
-        known = self._hashes.get(case.id)
-        if known and known[1] == digest:
-            self.result.unchanged += 1
-            # Metadata (reactions, url, members) may change without the text changing.
-            self.result.refreshed += self._store.update_case(known[0], case)
-            return
-        if known:
-            self._remove_rowids([known[0]])
-            self.result.updated += 1
-        else:
-            self.result.added += 1
-        rowid = self._store.add_case(case, digest)
-        self._hashes[case.id] = (rowid, digest)
-        texts = self.encoder.chunk(case.search_text())
-        self._pending.chunk_ids += self._store.add_chunks(rowid, "case", texts)
-        self._pending.texts += texts
-
-    def delete(self, case_id: str) -> None:
-        known = self._hashes.pop(case_id, None)
-        if known:
-            self._remove_rowids([known[0]])
-            self.result.deleted += 1
-
-    def delete_unseen(self) -> None:
-        """Delete every case this writer was not given (a full rebuild from a source)."""
-        for case_id in [c for c in self._hashes if c not in self._seen]:
-            self.delete(case_id)
-
-    def _remove_rowids(self, rowids: list[int]) -> None:
-        # Removal from a flat index rewrites the whole array: do it once, at commit.
-        self._removed += self._store.delete_rowids(rowids)
-
-    # ---- commit ---------------------------------------------------------------------------
-
-    def commit(self, *, progress: bool = False) -> UpdateResult:
-        """Write the generation and switch to it; a no-op when nothing changed."""
-        faiss = _faiss()
-        if self._base is not None and not self.result.changed:
-            self._store.close()
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self.result.generation = self._base
-            self.result.seconds = time.perf_counter() - self._started
-            return self.result
-        self.result.embedded = len(self._pending.texts)
-        if self._removed:
-            self._vectors.remove_ids(np.array(self._removed, dtype=np.int64))
-        if self._pending.texts:
-            vectors = self.encoder.encode(self._pending.texts, progress=progress)
-            self._vectors.add_with_ids(vectors, np.array(self._pending.chunk_ids, dtype=np.int64))
-        # Exact or approximate by size; may retrain or convert (once per generation).
-        self._vectors = fit_vector_index(self._vectors, exact_limit=self.exact_limit)
-        stats = self._store.stats()
-        if stats["chunks"] != self._vectors.ntotal:
-            raise IndexFormatError(
-                f"{self.root}: internal mismatch, {stats['chunks']} chunks and "
-                f"{self._vectors.ntotal} vectors; nothing was written"
-            )
-        self._store.finish_lexical()
-        self._store.commit()
-        self._store.close()
-        faiss.write_index(self._vectors, str(self._tmp / VECTORS))
-        manifest = {
-            "format": FORMAT_VERSION,
-            "casematch_version": __version__,
-            "model": self.encoder.name,
-            "dimension": self.encoder.dimension,
-            "normalized": True,
-            "metric": "inner_product",
-            "faiss_index": describe_vector_index(self._vectors),
-            # Informational: bf16 and fp32 vectors are interchangeable (cosine >= 0.9999).
-            "encoder_runtime": getattr(self.encoder, "runtime", None),
-            # Lexical side: an FTS5 table in the SQLite file (title, problem, resolution).
-            "lexical": "fts5",
-            "cases": stats["cases"],
-            "resolved": stats["resolved"],
-            "chunks": stats["chunks"],
-            "include_unresolved": self.include_unresolved,
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "generation": self.generation,
-        }
-        (self._tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        for name in (CASES, VECTORS, MANIFEST):
-            with (self._tmp / name).open("rb") as handle:
-                os.fsync(handle.fileno())
-        final = self.root / self.generation
-        os.rename(self._tmp, final)
-        pointer = self.root / f"{CURRENT}.tmp"
-        pointer.write_text(self.generation + "\n", encoding="utf-8")
-        with pointer.open("rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(pointer, self.root / CURRENT)
-        _fsync_dir(self.root)
-        self._prune()
-        self.result.generation = self.generation
-        self.result.seconds = time.perf_counter() - self._started
-        return self.result
-
-    def _prune(self) -> None:
-        generations = sorted(p for p in self.root.glob("g[0-9]*") if p.is_dir())
-        for old in generations[:-KEEP_GENERATIONS]:
-            shutil.rmtree(old, ignore_errors=True)
+__all__ = ["CaseIndex", "UpdateResult", "serve_queries_on_one_thread"]

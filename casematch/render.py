@@ -6,7 +6,7 @@ Only public content is rendered: helpdesk internal notes and `hidden_text` never
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from casematch.cases import Match
@@ -105,7 +105,9 @@ def to_fallback_text(matches: Sequence[Match]) -> str:
 
 
 NO_MATCH_NOTE = "No close match among past resolved cases."
-FEEDBACK_ACTIONS = (("casematch_helpful", "Helpful"), ("casematch_not_relevant", "Not relevant"))
+# Block Kit action ids of the feedback buttons; the responder routes clicks by them.
+HELPFUL_ACTION, NOT_RELEVANT_ACTION = "casematch_helpful", "casematch_not_relevant"
+FEEDBACK_ACTIONS = ((HELPFUL_ACTION, "Helpful"), (NOT_RELEVANT_ACTION, "Not relevant"))
 
 
 def to_blocks_with_feedback(
@@ -138,3 +140,60 @@ def to_blocks_with_feedback(
 def to_note_blocks(text: str) -> list[dict[str, Any]]:
     """One context line: for "no close match" and acknowledgements."""
     return [{"type": "context", "elements": [{"type": "mrkdwn", "text": _mrkdwn_escape(text)}]}]
+
+
+# ---- command-line reports -------------------------------------------------------------------
+
+
+def read_summary(report: Any) -> list[str]:
+    """What a read of sources produced (`sources.ReadReport`), as lines for a terminal."""
+    lines = [f"Read {report.read} cases: {report.resolved} resolved, "
+             f"{report.read - report.resolved} unresolved."]
+    if report.skipped:
+        skipped = ", ".join(f"{why} {n}" for why, n in report.skipped.most_common())
+        lines.append(f"Skipped: {skipped}.")
+    return lines
+
+
+def problems(found: Sequence[str], limit: int = 10) -> list[str]:
+    """At most `limit` problem lines, then a count of the rest."""
+    lines = [f"Problem: {problem}" for problem in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"... and {len(found) - limit} more problems")
+    return lines
+
+
+def update_summary(update: Any, path: Any, *, verb: str = "Index") -> str:
+    """One line for what a build, update or reindex changed (`UpdateResult`)."""
+    return (f"{verb} {path} ({update.generation}): added {update.added}, "
+            f"updated {update.updated}, deleted {update.deleted}, unchanged {update.unchanged}; "
+            f"embedded {update.embedded} texts in {update.seconds:.1f} s.")
+
+
+def eval_text(report: Any) -> str:
+    """`casematch eval`'s report (`evaluate.EvalReport`) for a terminal."""
+    m = report.metrics
+    lines = [f"Queries: {report.queries}",
+             *(f"{name:<10} {m[name]:.3f}" for name in
+               ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"))]
+    if report.missing_relevant:
+        lines.append(f"Relevant ids not in the index: {len(report.missing_relevant)} "
+                     f"(e.g. {', '.join(report.missing_relevant[:5])})")
+    cal = report.calibration
+    if cal is not None:
+        lines.append(
+            f"Threshold for precision@1 >= {cal.target:.2f}: none reaches it" if cal.threshold
+            is None else f"Threshold for precision@1 >= {cal.target:.2f}: {cal.threshold:.3f} "
+            f"(precision {cal.precision:.3f}, answers {cal.coverage:.0%} of queries)")
+    return "\n".join(lines)
+
+
+def stats_text(stats: Mapping[str, Any]) -> str:
+    """`CaseIndex.stats()` for a terminal."""
+    lines = [f"Index {stats['path']} ({stats['generation']}), built {stats['built_at']}",
+             f"Model: {stats['model']} ({stats['dimension']} dimensions)",
+             f"Cases: {stats['cases']} ({stats['resolved']} resolved), {stats['chunks']} vectors"]
+    lines += [f"  source {name}: {count}" for name, count in sorted(stats["by_source"].items())]
+    lines += [f"  {name}: {count}"
+              for name, count in sorted(stats["by_channel"].items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)

@@ -66,7 +66,7 @@ def fake_encoder() -> FakeEncoder:
 
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
-    from casematch.embedding import load_encoder
+    from casematch.encoders import load_encoder
 
     return load_encoder("default")
 

@@ -11,10 +11,11 @@ import casematch
 def test_public_api_is_pinned() -> None:
     # Sorted the way ruff's RUF022 keeps it.
     assert casematch.__all__ == [
-        "Case", "CaseIndex", "CasematchError", "ConfigError", "Filters", "IndexFormatError",
-        "IndexLockedError", "InputError", "Match", "Message", "MissingDependencyError",
-        "ModelMismatchError", "ReadOptions", "ReadReport", "Settings", "UpdateResult",
-        "Visibility", "__version__", "read_source",
+        "Case", "CaseIndex", "CasematchError", "ConfigError", "Encoder", "Filters",
+        "IndexFormatError", "IndexLockedError", "InputError", "Match", "Message",
+        "MissingDependencyError", "ModelMismatchError", "ReadOptions", "ReadReport",
+        "SearchOptions", "Settings", "UpdateResult", "Visibility", "__version__",
+        "load_encoder", "read_source",
     ]
     for name in casematch.__all__:
         assert hasattr(casematch, name), name

@@ -8,12 +8,8 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, make_case
 
-from casematch.embedding import (
-    DEFAULT_MODEL_NAME,
-    SentenceTransformerEncoder,
-    choose_runtime,
-    cpu_flags,
-)
+from casematch.encoders import DEFAULT_MODEL_NAME, choose_runtime, cpu_flags
+from casematch.encoders.sbert import SentenceTransformerEncoder
 from casematch.errors import ConfigError
 
 
@@ -79,7 +75,7 @@ def test_runtime_setting_is_read_from_env_and_toml(tmp_path: Path) -> None:
 @pytest.mark.model
 def test_load_encoder_honours_a_forced_runtime(
         real_encoder: SentenceTransformerEncoder) -> None:
-    from casematch.embedding import load_encoder
+    from casematch.encoders import load_encoder
 
     assert real_encoder.runtime == choose_runtime("auto")
     forced = {runtime: load_encoder("default", runtime=runtime) for runtime in ("fp32", "bf16")}
@@ -94,7 +90,7 @@ class _Loaded(Exception):
 
 def test_reindex_builds_with_the_runtime_setting(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import casematch.reindex
+    import casematch.sync.reindex
     from casematch.config import Settings, SourceConfig
 
     seen: dict[str, object] = {}
@@ -103,13 +99,13 @@ def test_reindex_builds_with_the_runtime_setting(tmp_path: Path,
         seen.update(kwargs)
         raise _Loaded
 
-    monkeypatch.setattr(casematch.reindex, "load_encoder", fake_load_encoder)
+    monkeypatch.setattr(casematch.sync.reindex, "load_encoder", fake_load_encoder)
     cases = tmp_path / "cases.jsonl"
     cases.write_text('{"id": "1", "problem": "printer jam"}\n', encoding="utf-8")
     settings = Settings.load(env={"CASEMATCH_RUNTIME": "bf16"}, index_path=tmp_path / "index",
                              sources=(SourceConfig(type="jsonl", path=str(cases)),))
     with pytest.raises(_Loaded):
-        casematch.reindex.reindex(settings)
+        casematch.sync.reindex.reindex(settings)
     assert seen.get("runtime") == "bf16"
 
 
@@ -133,22 +129,27 @@ def test_an_opened_index_loads_its_model_with_the_runtime_asked_for(
     assert seen.get("runtime") == "fp32"
 
 
-def test_an_index_opened_for_queries_runs_torch_on_one_thread(
+def test_only_an_explicit_request_runs_torch_on_one_thread(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     import casematch.index
-    from casematch.index import CaseIndex
+    from casematch.index import CaseIndex, serve_queries_on_one_thread
 
     monkeypatch.setattr(casematch.index, "load_encoder", lambda *a, **k: FakeEncoder())
 
     CaseIndex.build([make_case("1", "printer jam", "replace the fuser")], tmp_path / "idx",
                     encoder=FakeEncoder())
-    torch.set_num_threads(2)
-    index = CaseIndex.open(tmp_path / "idx")
-    assert torch.get_num_threads() == 2  # opening loads nothing
-    index.encoder  # noqa: B018 - the first use loads the model
-    assert torch.get_num_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        index = CaseIndex.open(tmp_path / "idx")
+        index.search("printer jam")  # loads the (fake) model and searches
+        assert torch.get_num_threads() == 2  # a library call leaves the process as it was
+        serve_queries_on_one_thread()  # what the CLI and the responder ask for
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_casematch_index_encodes_with_the_configured_device_runtime_and_batch_size(
@@ -214,7 +215,7 @@ def test_a_fusion_that_fails_keeps_the_plain_export(
         caplog: pytest.LogCaptureFixture) -> None:
     import onnxruntime.transformers.optimizer
 
-    import casematch.onnx_encoder
+    import casematch.encoders.onnx
 
     monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path / "cache"))
     if failure == "optimizer raises":
@@ -224,7 +225,7 @@ def test_a_fusion_that_fails_keeps_the_plain_export(
         monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model", broken)
     else:
         # Any difference at all now counts as a changed result.
-        monkeypatch.setattr(casematch.onnx_encoder, "FUSION_TOLERANCE", -1.0)
+        monkeypatch.setattr(casematch.encoders.onnx, "FUSION_TOLERANCE", -1.0)
     plain = SentenceTransformerEncoder(runtime="onnx")
     assert "using the plain export" in caplog.text
     assert "Attention" not in _op_types(plain._onnx.path)
@@ -258,9 +259,9 @@ def test_an_unwritable_cache_fails_a_forced_onnx_and_lets_auto_use_torch(
     with pytest.raises(ConfigError, match="CASEMATCH_CACHE_DIR") as error:
         SentenceTransformerEncoder(runtime="onnx")
     assert str(blocker) in str(error.value)
-    import casematch.embedding
+    import casematch.encoders.runtime
 
-    monkeypatch.setattr(casematch.embedding, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(casematch.encoders.runtime, "cpu_flags", lambda: frozenset({"avx2"}))
     fallback = SentenceTransformerEncoder(runtime="auto")
     assert fallback.runtime == "fp32"
     assert "encoding with torch fp32" in caplog.text
@@ -270,8 +271,8 @@ def test_an_unwritable_cache_fails_a_forced_onnx_and_lets_auto_use_torch(
 def test_onnx_runs_only_mean_pooled_normalised_models(tmp_path: Path) -> None:
     import json
 
-    from casematch.embedding import packaged_model_dir
-    from casematch.onnx_encoder import supports
+    from casematch.encoders import packaged_model_dir
+    from casematch.encoders.onnx import supports
 
     packaged = packaged_model_dir()
     if packaged is not None:

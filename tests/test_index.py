@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,10 +10,13 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, make_case
 
+from casematch.cases import Filters
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
-from casematch.index import CURRENT, CaseIndex, IndexWriter
-from casematch.search import Filters
-from casematch.vectors import VectorIndex
+from casematch.index import CaseIndex
+from casematch.search import search
+from casematch.storage.generations import CURRENT, Generation
+from casematch.storage.vectors import VectorIndex
+from casematch.storage.writer import IndexWriter
 
 CASES = [
     make_case("a", "VPN tunnel drops every hour", "Raise the IKE lifetime", channel="it"),
@@ -39,7 +43,7 @@ def test_build_open_round_trip(tmp_path: Path, fake_encoder: FakeEncoder) -> Non
     manifest = json.loads((tmp_path / "idx" / reopened.generation / "manifest.json").read_text())
     assert manifest["model"] == "fake-bag-of-words"
     assert manifest["dimension"] == 64
-    assert (manifest["cases"], manifest["chunks"], manifest["format"]) == (3, 3, 1)
+    assert (manifest["cases"], manifest["chunks"], manifest["format"]) == (3, 3, 2)
 
 
 def test_opening_with_another_model_says_which_model(tmp_path: Path,
@@ -172,57 +176,30 @@ def test_missing_index_says_how_to_build_one(tmp_path: Path) -> None:
         CaseIndex.open(tmp_path / "none")
 
 
-def test_lexical_scores_are_the_same_beside_the_embedding_as_after_it(tmp_path: Path) -> None:
-    import random
-
-    from casematch.search import DEFAULT_OPTIONS, gather
-
-    words = ["printer", "fuser", "vpn", "tunnel", "quota", "E1042", "upload", "proxy", "sso",
-             "floor", "fails", "cert"]
-    rng = random.Random(7)
-    # Texts of different lengths and mixes, so BM25 scores do not tie at the top-n cut.
-    cases = [make_case(f"c{i}", " ".join(rng.choices(words, k=3 + i % 11)),
-                       " ".join(rng.choices(words, k=1 + i % 5)), channel=("a", "b")[i % 2])
-             for i in range(60)]
-    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
-    assert index.store.has_lexicon  # so FTS5 runs in the background pool
-    queries = ["printer fuser fails", "vpn tunnel E1042 upload", "quota proxy sso cert"]
-    for filters in (Filters(), Filters(channels=("b",))):
-        # n = 5 of 60: the cut between the best lexical hits and the dense ones matters.
-        beside = [gather(index, q, 5, filters, DEFAULT_OPTIONS) for q in queries]
-        index.store.__dict__["has_lexicon"] = False  # a generation without the lexicon
-        after = [gather(index, q, 5, filters, DEFAULT_OPTIONS) for q in queries]
-        del index.store.__dict__["has_lexicon"]
-        for one, other in zip(beside, after, strict=True):
-            assert any(c.lexical for c in one.values())
-            assert one.keys() == other.keys()
-            for rowid, candidate in one.items():
-                assert candidate.dense == pytest.approx(other[rowid].dense)
-                assert candidate.lexical == pytest.approx(other[rowid].lexical)
-
-
 def test_cosines_of_lexical_only_hits_are_their_best_chunk(tmp_path: Path) -> None:
-    from casematch.search import _dense_for
+    from casematch.search.retrieve import _dense_for
 
     encoder = FakeEncoder(window_words=4)  # several chunks per case
     cases = [make_case(f"c{i}", f"printer {i} jams " * (i + 1), "fuser") for i in range(6)]
-    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=encoder)
+    CaseIndex.build(cases, tmp_path / "idx", encoder=encoder)
+    generation = Generation.open(tmp_path / "idx")
+    store = generation.store
     query = encoder.encode(["printer 3 jams"])
-    rowids = [rowid for rowid, _ in index.store.hashes().values()]
-    scores = _dense_for(index, query, list(reversed(rowids)))
+    rowids = [rowid for rowid, _ in store.hashes().values()]
+    scores = _dense_for(generation, query, list(reversed(rowids)))
     assert scores.keys() == set(rowids)
-    assert max(len(index.store.chunk_rows(rowid)) for rowid in rowids) > 2
+    assert max(len(store.chunk_rows(rowid)) for rowid in rowids) > 2
     for rowid in rowids:
-        chunks = encoder.encode([text for _, _, text in index.store.chunk_rows(rowid)])
+        chunks = encoder.encode([text for _, _, text in store.chunk_rows(rowid)])
         # Within the rounding of 16-bit codes.
         assert scores[rowid] == pytest.approx(float(np.max(chunks @ query[0])), abs=1e-3)
-    assert _dense_for(index, query, []) == {}
+    assert _dense_for(generation, query, []) == {}
 
 
 def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
     import random
 
-    from casematch.search import _jaccard, _same_incident, _shingles
+    from casematch.search.collapse import _jaccard, _same_incident, _shingles
 
     rng = random.Random(3)
     words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9)))
@@ -247,7 +224,7 @@ def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
 
 
 def test_collapse_trigrams_are_the_texts_three_character_substrings() -> None:
-    from casematch.search import _jaccard, _shingles
+    from casematch.search.collapse import _jaccard, _shingles
 
     def substrings(text: str) -> set[str]:
         return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
@@ -266,14 +243,20 @@ def test_a_forked_child_can_search_after_its_parent_did(tmp_path: Path) -> None:
 
     cases = [make_case(f"c{i}", f"printer {i} jams on floor {i}", "replace the fuser")
              for i in range(20)]
-    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
-    assert index.store.has_lexicon  # FTS5 goes through the background pool
-    # and the vector scan through its own, as on an index large enough to split it.
-    index.vectors = VectorIndex(index.vectors.index, parts=2)
-    assert index.search("printer 3 jams", k=1)[0].case.id == "c3"  # the pools now have threads
+    CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
+    opened = Generation.open(tmp_path / "idx")
+    # FTS5 goes through the background pool, and the vector scan through its own, as on an
+    # index large enough to split it.
+    generation = dataclasses.replace(opened, vectors=VectorIndex(opened.vectors.index, parts=2))
+    encoder = FakeEncoder()
+
+    def ids(text: str) -> list[str]:
+        return [m.case.id for m in search(generation, encoder, text, k=1)]
+
+    assert ids("printer 3 jams") == ["c3"]  # the pools now have threads
 
     def child(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-        queue.put([m.case.id for m in index.search("printer 7 jams", k=1)])
+        queue.put(ids("printer 7 jams"))
 
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -285,3 +268,14 @@ def test_a_forked_child_can_search_after_its_parent_did(tmp_path: Path) -> None:
         process.kill()
     assert not alive, "the search in the forked child hung"
     assert queue.get(timeout=5) == ["c7"]
+
+
+def test_an_index_of_an_older_format_is_refused_with_how_to_rebuild(
+        tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    index, _ = build(tmp_path / "idx", fake_encoder)
+    path = tmp_path / "idx" / index.generation / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**manifest, "format": 1}), encoding="utf-8")
+    with pytest.raises(IndexFormatError, match=r"format 1.*reads format 2.*rebuild") as error:
+        CaseIndex.open(tmp_path / "idx", encoder=fake_encoder)
+    assert "--full" in str(error.value)

@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from casematch.cli import cli
 from casematch.config import Settings
-from casematch.reindex import EXIT_LOCKED, reindex
+from casematch.sync.reindex import EXIT_LOCKED, reindex
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
@@ -86,7 +86,7 @@ def test_partial_failure_indexes_the_other_sources(tmp_path: Path, config: Path)
 
 
 def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    monkeypatch.setattr("casematch.reindex.load_encoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr("casematch.sync.reindex.load_encoder", lambda *a, **k: FakeEncoder())
     result = CliRunner().invoke(cli, args)
     return result.exit_code, result.stdout, result.stderr
 
@@ -108,7 +108,7 @@ def test_concurrent_reindex_is_refused(config: Path, tmp_path: Path,
     run_cli(["reindex", "--config", str(config)], monkeypatch)
     with FileLock(tmp_path / "idx" / ".lock"):
         code, _, err = run_cli(["reindex", "--config", str(config)], monkeypatch)
-        assert code == EXIT_LOCKED and "another reindex" in err
+        assert code == EXIT_LOCKED and "is writing this index" in err
         code, out, _ = run_cli(["reindex", "--config", str(config), "--json"], monkeypatch)
     assert code == EXIT_LOCKED and json.loads(out)["status"] == "locked"
 
@@ -159,8 +159,8 @@ ENTRY = textwrap.dedent("""
             time.sleep(float(os.environ.get("CASEMATCH_TEST_SLOW_SECONDS", "0")))
             return super().encode(texts, progress=progress)
 
-    import casematch.reindex
-    casematch.reindex.load_encoder = lambda *a, **k: SlowEncoder()
+    import casematch.sync.reindex
+    casematch.sync.reindex.load_encoder = lambda *a, **k: SlowEncoder()
     from casematch.cli import main
     sys.argv = ["casematch", *sys.argv[1:]]
     main()
@@ -231,7 +231,7 @@ def test_a_second_process_is_refused_while_one_runs(tmp_path: Path, config: Path
         wait_for(marker, first)
         second = start_reindex(config, tmp_path / "unused", slow=0)
         _, err = second.communicate(timeout=60)
-        assert second.returncode == EXIT_LOCKED and "another reindex" in err
+        assert second.returncode == EXIT_LOCKED and "is writing this index" in err
     finally:
         first.kill()
         first.wait(timeout=10)

@@ -11,7 +11,7 @@ from fake_slack_api import FakeSlack
 
 from casematch.config import Settings
 from casematch.index import CaseIndex
-from casematch.reindex import reindex
+from casematch.sync.reindex import reindex
 
 TOKEN = "xoxb-1234-secret-token-value"
 

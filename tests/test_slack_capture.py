@@ -14,7 +14,8 @@ from fake_slack_web import FakeSlackWeb, event_body, post, signed_headers
 from filelock import FileLock
 
 from casematch.index import CaseIndex
-from casematch.slack.app import build_app, start_http, web_client
+from casematch.slack.app import build_app, web_client
+from casematch.slack.http import start_http
 from casematch.slack.settings import SlackSettings
 
 SECRET = "capture-secret"

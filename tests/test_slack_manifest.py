@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import casematch.slack
-from casematch.slack.app import EVENTS_PATH
+from casematch.slack.http import EVENTS_PATH
 from casematch.slack.settings import SlackSettings
 
 yaml = pytest.importorskip("yaml")

@@ -18,7 +18,8 @@ from fake_slack_web import BOT_ID, FakeSlackWeb, event_body, post, signed_header
 from casematch.cases import Visibility
 from casematch.index import CaseIndex
 from casematch.slack import feedback_queries
-from casematch.slack.app import Responders, build_app, start_http, web_client
+from casematch.slack.app import Responders, build_app, web_client
+from casematch.slack.http import start_http
 from casematch.slack.settings import SlackSettings
 
 SECRET = "test-signing-secret"

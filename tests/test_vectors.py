@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import FakeEncoder, make_case
 
-from casematch import vectors
-from casematch.index import CaseIndex, IndexWriter
-from casematch.search import Filters
+from casematch.cases import Filters
+from casematch.index import CaseIndex
+from casematch.storage import vectors
+from casematch.storage.writer import IndexWriter
 
 
 def _unit(rows: int, dim: int = 32, seed: int = 0) -> np.ndarray:
@@ -43,19 +44,6 @@ def test_16_bit_codes_keep_scores_and_the_top_10_of_32_bit_floats() -> None:
     assert vectors.memory_bytes(index) < 0.55 * vectors.memory_bytes(legacy)
 
 
-def test_an_index_with_32_bit_codes_still_searches_and_converts_at_commit() -> None:
-    data = _unit(500)
-    legacy = faiss.IndexIDMap2(faiss.IndexFlatIP(32))
-    legacy.add_with_ids(data, np.arange(500, dtype=np.int64) * 3)
-    assert vectors.describe(legacy) == "IDMap2,Flat"
-    _, found = vectors.VectorIndex(legacy, parts=2).search(data[7:8], 1)
-    assert found[0, 0] == 21
-    converted = vectors.fit(legacy, exact_limit=1000)
-    assert vectors.describe(converted) == "IDMap2,SQfp16"
-    assert sorted(faiss.vector_to_array(converted.id_map)) == list(range(0, 1500, 3))
-    assert np.allclose(converted.reconstruct(21), data[7], atol=1e-3)
-
-
 @pytest.mark.parametrize("parts", [2, 3])
 def test_a_scan_split_across_threads_equals_one_scan(parts: int) -> None:
     data = _unit(3001, seed=4)
@@ -69,10 +57,8 @@ def test_a_scan_split_across_threads_equals_one_scan(parts: int) -> None:
         scores, found = split.search(data[row:row + 1], 50)
         assert list(found[0]) == list(want[0]) and np.array_equal(scores, want_scores)
     # A filter that names ids in every part, and fewer than k of them: -1 pads both alike.
-    params = faiss.SearchParameters()
-    params.sel = faiss.IDSelectorBatch(ids[::700].copy())
-    _, want = whole.search(data[:1], 8, params=params)
-    _, found = split.search(data[:1], 8, params=params)
+    _, want = whole.search(data[:1], 8, allowed=ids[::700])
+    _, found = split.search(data[:1], 8, allowed=ids[::700])
     assert list(found[0]) == list(want[0])
     assert sorted(found[0][:5]) == sorted(ids[::700]) and list(found[0][5:]) == [-1] * 3
 
@@ -130,9 +116,7 @@ def test_filtered_search_on_ivf_finds_allowed_ids_outside_probed_lists() -> None
     flat.add_with_ids(data, np.arange(3000, dtype=np.int64))
     ivf = vectors.VectorIndex(vectors.fit(flat, exact_limit=1000))
     allowed = np.array([5, 1500, 2999], dtype=np.int64)
-    params = faiss.SearchParameters()
-    params.sel = faiss.IDSelectorBatch(allowed)
-    _, found = ivf.search(data[100:101], 3, params=params)
+    _, found = ivf.search(data[100:101], 3, allowed=allowed)
     assert sorted(found[0]) == [5, 1500, 2999]
 
 
@@ -159,14 +143,14 @@ def test_writer_switches_to_ivf_past_the_limit_and_keeps_deletes_and_upserts(
         tmp_path: Path, fake_encoder: FakeEncoder) -> None:
     index = _build(tmp_path, _writer_cases(300), fake_encoder, limit=100)
     assert index.manifest["faiss_index"].startswith("IVF")
-    assert index.vectors.kind == "ivf" and index.vectors.ntotal == 300
+    assert index.manifest["chunks"] == 300
     index.close()
     # Next generation: read from the IVF file, one case deleted, one changed, one added.
     changed = make_case("c1", "vpn certificate expired on the gateway", "renewed the cert")
     added = make_case("new", "printer jam tray again", "cleaned the rollers")
     index = _build(tmp_path, [changed, added], fake_encoder, limit=100, delete=("c0",))
-    assert index.vectors.kind == "ivf"
-    assert index.vectors.ntotal == 300
+    assert index.manifest["faiss_index"].startswith("IVF")
+    assert index.manifest["chunks"] == 300
     assert index.get("c0") is None
     top = index.search("vpn certificate expired on the gateway", 1)
     assert top[0].case.id == "c1" and top[0].case.resolution == "renewed the cert"

@@ -11,9 +11,9 @@ from fake_zendesk import FakeZendesk
 
 from casematch.config import Settings
 from casematch.index import CaseIndex
-from casematch.reindex import reindex
 from casematch.sources import ReadOptions
 from casematch.sources.zendesk_api import ZendeskClient, pull_zendesk
+from casematch.sync.reindex import reindex
 
 
 @pytest.fixture

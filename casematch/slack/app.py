@@ -1,4 +1,4 @@
-"""Wiring: settings -> Bolt app -> HTTP server (`POST /slack/events`) or Socket Mode.
+"""Wiring: settings -> Bolt app; served over HTTP (`casematch.slack.http`) or Socket Mode.
 
 Bolt (slack_bolt) supplies what would otherwise be hand-written: signature verification
 with the 5-minute replay window, url_verification, ssl_check, acks, routing by event /
@@ -8,41 +8,29 @@ command / action, and running listeners on worker threads after the ack.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
-from slack_bolt import App, BoltRequest
+from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
-from casematch.embedding import Encoder
+from casematch import render
+from casematch.encoders import Encoder
+from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
-from casematch.slack.handlers import Responder
+from casematch.slack.responder import Responder
 from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState
 from casematch.slack.suggest import LiveIndex, Suggester
+from casematch.sources.slack_api import web_client as slack_web_client
 
 log = logging.getLogger(__name__)
-EVENTS_PATH = "/slack/events"
 
 
 def web_client(slack: SlackSettings) -> WebClient:
-    """The one Web API client: every call retries on 429 after `Retry-After` seconds."""
-    base = slack.api_base_url or WebClient.BASE_URL
-    return WebClient(
-        token=slack.bot_token or None,
-        base_url=base if base.endswith("/") else base + "/",
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
-                        RateLimitErrorRetryHandler(max_retry_count=5)],
-    )
+    """The responder's Web API client (the same factory as the Slack API source's)."""
+    return slack_web_client(slack.bot_token, slack.api_base_url)
 
 
 @dataclass
@@ -59,6 +47,7 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
               client: WebClient | None = None, workers: int = 4) -> Responders:
     client = client or web_client(slack)
     settings = slack.settings
+    serve_queries_on_one_thread()  # a responder answers one short query at a time
     index = LiveIndex(slack.index_path, model=settings.model, encoder=encoder,
                       device=settings.device, runtime=settings.runtime)
     state = SlackState.at_index(slack.index_path)
@@ -110,76 +99,11 @@ def register(app: App, responder: Responder, work: ThreadPoolExecutor) -> None:
         ack()
         later(responder.on_command, command, client, respond)
 
-    for action_id in ("casematch_helpful", "casematch_not_relevant"):
+    for action_id in (render.HELPFUL_ACTION, render.NOT_RELEVANT_ACTION):
         @app.action(action_id)
         def feedback(ack: Any, body: dict[str, Any], client: Any) -> None:
             ack()
             later(responder.on_feedback, body, client)
-
-
-# ---- HTTP mode ------------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: App  # set on the subclass made per server
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:
-        if urlsplit(self.path).path != EVENTS_PATH:
-            self._send(404, {}, "not found")
-            return
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8")
-        headers: dict[str, str | Sequence[str]] = {
-            k.lower(): v for k, v in self.headers.items()}
-        response = self.app.dispatch(
-            BoltRequest(body=body, query=urlsplit(self.path).query, headers=headers))
-        self._send(response.status, response.headers, response.body)
-
-    def do_GET(self) -> None:
-        self._send(200 if self.path == "/healthz" else 404, {}, "ok")
-
-    def _send(self, status: int, headers: dict[str, Any], body: str) -> None:
-        data = (body or "").encode("utf-8")
-        self.send_response(status)
-        for name, values in headers.items():
-            if name.lower() == "content-length":
-                continue
-            for value in values if isinstance(values, list) else [values]:
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        try:
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            log.warning("client went away before the response to %s", self.path)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-def http_server(app: App, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
-    """A threaded server taking every Slack request (events, commands, clicks) at one path."""
-    handler = type("CasematchHandler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
-
-
-def serve_http(app: App, port: int, host: str = "0.0.0.0") -> None:
-    server = http_server(app, port, host)
-    log.info("listening on http://%s:%d%s", host, server.server_address[1], EVENTS_PATH)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-
-
-def start_http(app: App, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serve on a background thread (tests, benchmarks); `server.shutdown()` stops it."""
-    server = http_server(app, port, host)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 # ---- Socket Mode -----------------------------------------------------------------------------

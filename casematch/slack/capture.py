@@ -18,7 +18,8 @@ from casematch.cases import Case, Visibility
 from casematch.errors import IndexLockedError
 from casematch.slack.suggest import LiveIndex
 from casematch.sources import ReadOptions
-from casematch.sources.slack_export import thread_to_case
+from casematch.sources.slack_api import pages
+from casematch.sources.slack_threads import thread_to_case
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,14 @@ class Backoff:
 
 def fetch_thread(client: Any, channel: str, ts: str) -> list[dict[str, Any]]:
     """Every message of the thread holding `ts` (a root or a reply), root first."""
-    messages: list[dict[str, Any]] = []
-    cursor = None
-    target = ts
-    while True:
-        page = client.conversations_replies(channel=channel, ts=target, cursor=cursor,
-                                            limit=200)
-        batch = list(page.get("messages") or [])
-        if not messages and batch:
-            root_ts = str(batch[0].get("thread_ts") or batch[0].get("ts"))
-            if root_ts != target:  # we were given a reply: read from its root instead
-                target, cursor = root_ts, None
-                continue
-        messages += batch
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return messages
+    messages = pages(client, "conversations_replies", "messages", channel=channel, ts=ts)
+    first = next(messages, None)
+    if first is None:
+        return []
+    root = str(first.get("thread_ts") or first.get("ts"))
+    if root != ts:  # we were given a reply: read from its root instead
+        return list(pages(client, "conversations_replies", "messages", channel=channel, ts=root))
+    return [first, *messages]
 
 
 def channel_visibility(client: Any, channel: str) -> tuple[str, Visibility]:
@@ -58,14 +51,9 @@ def channel_visibility(client: Any, channel: str) -> tuple[str, Visibility]:
     name = str(info.get("name") or channel)
     if not info.get("is_private"):
         return name, Visibility()
-    members: list[str] = []
-    cursor = None
-    while True:
-        page = client.conversations_members(channel=channel, cursor=cursor, limit=1000)
-        members += [str(m) for m in page.get("members") or ()]
-        cursor = (page.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return name, Visibility(private=True, members=tuple(members))
+    members = tuple(str(m) for m in pages(client, "conversations_members", "members",
+                                          channel=channel))
+    return name, Visibility(private=True, members=members)
 
 
 class Capturer:

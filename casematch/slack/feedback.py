@@ -9,17 +9,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from casematch.errors import CasematchError
 from casematch.slack.state import STATE_FILE, SlackState
 
 HELPFUL, NOT_RELEVANT = "helpful", "not_relevant"
 
 
-def feedback_queries(path: str | Path) -> list[dict[str, Any]]:
+def feedback_queries(path: str | Path, *, required: bool = False) -> list[dict[str, Any]]:
     """Eval queries `{"query": text, "relevant": [case ids]}` from stored feedback.
 
     `path` is `slack.sqlite` or the index directory holding it. A suggested case counts as
     relevant when more people found it helpful than not; queries with no relevant case are
     left out (they say what is wrong, not what is right). Order: first vote first.
+    With `required`, no usable feedback at all is an error that says how to get some.
 
     A query asked in a thread carries `"exclude": ["slack:<channel>:<thread_ts>"]`: once
     that thread is resolved and captured it is a case of the index, and it would match its
@@ -28,8 +30,15 @@ def feedback_queries(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if path.is_dir():
         path = path / STATE_FILE
-    if not path.is_file():
-        return []
+    queries = _queries(path) if path.is_file() else []
+    if required and not queries:
+        raise CasematchError(
+            f"no Slack feedback to evaluate on yet in {path}: a query counts once agents "
+            "vote one of the responder's suggestions Helpful")
+    return queries
+
+
+def _queries(path: Path) -> list[dict[str, Any]]:
     state = SlackState(path)
     votes: dict[str, Counter[str]] = {}
     texts: dict[str, str] = {}

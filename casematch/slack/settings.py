@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casematch.config import Settings
+from casematch.config import Settings, slack_api
 from casematch.errors import ConfigError
 
 # Above this cosine a suggestion is worth an agent's time; `casematch eval` calibrates it.
@@ -38,6 +38,7 @@ class SlackSettings:
     slash_command: str = "/casematch"
     settings: Settings = field(default_factory=Settings)
     bot_token: str = field(default="", repr=False)
+    bot_token_env: str = "SLACK_BOT_TOKEN"
     app_token: str = field(default="", repr=False)
     signing_secret: str = field(default="", repr=False)
 
@@ -45,6 +46,7 @@ class SlackSettings:
     def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> SlackSettings:
         """Read `[slack]` from `settings` and the tokens from `env` (os.environ at the edge)."""
         table: Mapping[str, Any] = settings.sections.get("slack", {})
+        credentials, api_url = slack_api(table, env)
         try:
             bots = table.get("answer_bots", False)
             answer_bots: bool | tuple[str, ...] = (
@@ -56,8 +58,7 @@ class SlackSettings:
             return cls(
                 index_path=settings.index_path,
                 channels=tuple(str(c) for c in table.get("channels", ())),
-                api_base_url=(env.get("CASEMATCH_SLACK_API_URL")
-                              or table.get("api_base_url") or None),
+                api_base_url=api_url or None,
                 min_score=float(table.get("min_score", DEFAULT_MIN_SCORE)),
                 max_results=int(table.get("max_results", 3)),
                 no_match_note=bool(table.get("no_match_note", False)),
@@ -67,7 +68,8 @@ class SlackSettings:
                 private_cases=private,
                 slash_command=str(table.get("slash_command", "/casematch")),
                 settings=settings,
-                bot_token=env.get("SLACK_BOT_TOKEN", ""),
+                bot_token=credentials.token,
+                bot_token_env=credentials.token_env,
                 app_token=env.get("SLACK_APP_TOKEN", ""),
                 signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
             )
@@ -77,7 +79,7 @@ class SlackSettings:
     def require(self, *, socket_mode: bool) -> None:
         """Fail early, naming the variable to set (never its value)."""
         if not self.bot_token:
-            raise ConfigError("set SLACK_BOT_TOKEN to the app's bot token (xoxb-...)")
+            raise ConfigError(f"set {self.bot_token_env} to the app's bot token (xoxb-...)")
         if socket_mode and not self.app_token:
             raise ConfigError("Socket Mode needs SLACK_APP_TOKEN, an app-level token (xapp-...) "
                               "with the connections:write scope")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from casematch.cases import Match
-from casematch.embedding import Encoder
-from casematch.index import CURRENT, CaseIndex
+from casematch.encoders import Encoder
+from casematch.index import CaseIndex
 from casematch.slack.privacy import may_show, visible_matches
 from casematch.slack.settings import SlackSettings
 
@@ -53,21 +53,17 @@ class LiveIndex:
             return self._index
 
     def _reload_if_changed(self) -> None:
-        try:
-            name = (self.root / CURRENT).read_text(encoding="utf-8").strip()
-        except OSError:
-            return  # mid-replace or gone: keep serving the generation we have
-        if name and name != self._index.generation:
-            # The loaded encoder is reused: reopening must not reload the model. The old
-            # generation is left to the garbage collector, since a search in another
-            # thread may still be reading it.
-            self._index = CaseIndex.open(self.root, encoder=self._index.encoder)
+        if self._index.is_current():
+            return
+        # The loaded encoder is reused: reopening must not reload the model. The old
+        # generation is left to the garbage collector, since a search in another thread
+        # may still be reading it.
+        self._index = CaseIndex.open(self.root, encoder=self._index.encoder)
 
 
 @dataclass(frozen=True, slots=True)
 class Suggestions:
     matches: list[Match]
-    best_score: float | None
 
 
 class Suggester:
@@ -84,9 +80,8 @@ class Suggester:
         matches = index.search(text, k=wanted + _HEADROOM)
         shown = [self._without_hidden_duplicates(index, m, channel)
                  for m in visible_matches(matches, channel, self.slack.private_cases)]
-        best = shown[0].score if shown else None
         kept = [m for m in shown if m.score >= floor][:wanted]
-        return Suggestions([replace(m, rank=n) for n, m in enumerate(kept, 1)], best)
+        return Suggestions([replace(m, rank=n) for n, m in enumerate(kept, 1)])
 
     def _without_hidden_duplicates(self, index: CaseIndex, match: Match, channel: str) -> Match:
         """A private case folded into a public one as a duplicate must not be counted.

@@ -1,17 +1,39 @@
-"""Sources turn exports and APIs into `Case`s; this module picks the reader for a path."""
+"""Sources turn exports and APIs into `Case`s. This module is their one registry.
+
+`FORMATS` are the file formats `read_source` reads (detected from a path's shape);
+`SOURCE_TYPES` are the kinds of `[[sources]]` a reindex pulls from: the exports (read whole,
+each run) and the APIs (incremental, from a cursor). `pull` is the one dispatcher over them.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from casematch.cases import Case
-from casematch.errors import InputError
+from casematch.errors import ConfigError, InputError
 from casematch.resolution import DEFAULT_RULES, ResolutionRules
 
 FORMATS = ("slack-export", "zendesk", "jsonl")
+# Source type -> the file format it reads, or None for an API source (pulled incrementally).
+SOURCE_TYPES: Mapping[str, str | None] = {
+    "slack-export": "slack-export",
+    "zendesk-export": "zendesk",
+    "jsonl": "jsonl",
+    "slack-api": None,
+    "zendesk-api": None,
+}
+# What each source type must name in its [[sources]] table.
+REQUIRED = {
+    "slack-export": ("path", "the export file or folder"),
+    "zendesk-export": ("path", "the export file or folder"),
+    "jsonl": ("path", "the JSONL file"),
+    "slack-api": ("channels", "the channel names or ids to read"),
+    "zendesk-api": ("subdomain", "'acme' for acme.zendesk.com"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +63,6 @@ class ReadReport:
     def problem(self, path: str | Path, message: str) -> None:
         self.problems.append(f"{path}: {message}")
 
-    def merge(self, other: ReadReport) -> None:
-        self.read += other.read
-        self.resolved += other.resolved
-        self.skipped.update(other.skipped)
-        self.problems.extend(other.problems)
-
     def to_dict(self) -> dict[str, object]:
         return {
             "read": self.read,
@@ -54,6 +70,51 @@ class ReadReport:
             "skipped": dict(self.skipped),
             "problems": list(self.problems),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A secret read from the environment. `repr` never shows the token (logs, tracebacks)."""
+
+    user: str = ""
+    token: str = field(default="", repr=False)
+    # The variables it came from, so that messages can say which one to set or fix.
+    user_env: str = ""
+    token_env: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One `[[sources]]` table: where cases come from on a reindex."""
+
+    type: str
+    path: str = ""
+    channels: tuple[str, ...] = ()
+    subdomain: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # Key of this source's sync cursor; stable across runs (default: type and path/channels).
+    name: str = ""
+    # API sources: the base URL (tests point it at a local server) and the secrets.
+    api_url: str = ""
+    credentials: Credentials = field(default_factory=Credentials)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.type}:{self.path or self.subdomain or ','.join(self.channels)}"
+
+
+@dataclass
+class SyncBatch:
+    """What one source yielded on one run, before any of it is written."""
+
+    cases: list[Case] = field(default_factory=list)
+    # Ids the source says were deleted (a deleted message, a ticket in status deleted).
+    deleted: list[str] = field(default_factory=list)
+    # True for exports: a full snapshot, so ids this source held before and lacks now are gone.
+    complete: bool = False
+    # The cursor to save once the generation holding these cases is committed.
+    cursor: dict[str, Any] | None = None
+    report: ReadReport = field(default_factory=ReadReport)
 
 
 def detect_format(path: Path) -> str:
@@ -99,21 +160,51 @@ def read_source(
     options = options or ReadOptions()
     report = report if report is not None else ReadReport()
     fmt = format or detect_format(path)
-    if fmt == "slack-export":
-        from casematch.sources.slack_export import read_slack_export
-
-        cases = read_slack_export(path, options=options, report=report)
-    elif fmt == "zendesk":
-        from casematch.sources.zendesk import read_zendesk
-
-        cases = read_zendesk(path, options=options, report=report)
-    elif fmt == "jsonl":
-        from casematch.sources.jsonl import read_jsonl
-
-        cases = read_jsonl(path, report=report)
-    else:
+    if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    cases = _reader(fmt)(path, options=options, report=report)
     for case in cases:
         report.read += 1
         report.resolved += case.resolved
         yield case
+
+
+Reader = Callable[..., Iterator[Case]]
+
+
+def _reader(fmt: str) -> Reader:
+    # Imported on use: each reader pulls in only what its format needs.
+    if fmt == "slack-export":
+        from casematch.sources.slack_export import read_slack_export
+
+        return read_slack_export
+    if fmt == "zendesk":
+        from casematch.sources.zendesk import read_zendesk
+
+        return read_zendesk
+    from casematch.sources.jsonl import read_jsonl
+
+    return read_jsonl
+
+
+def pull(source: SourceConfig, cursor: Mapping[str, Any] | None, options: ReadOptions, *,
+         progress: Callable[[int], None] | None = None) -> SyncBatch:
+    """What one `[[sources]]` entry yields on this run (everything, for exports)."""
+    if source.type not in SOURCE_TYPES:
+        raise ConfigError(f"{source.label}: unknown source type {source.type!r}; use one of "
+                          f"{', '.join(SOURCE_TYPES)}")
+    fmt = SOURCE_TYPES[source.type]
+    if fmt is None and source.type == "slack-api":
+        from casematch.sources.slack_api import pull_slack
+
+        return pull_slack(source, cursor, options, progress=progress)
+    if fmt is None:
+        from casematch.sources.zendesk_api import pull_zendesk
+
+        return pull_zendesk(source, cursor, options, progress=progress)
+    batch = SyncBatch(complete=True)
+    for case in read_source(source.path, format=fmt, options=options, report=batch.report):
+        batch.cases.append(case)
+        if progress and len(batch.cases) % 500 == 0:
+            progress(len(batch.cases))
+    return batch

@@ -8,11 +8,15 @@ from pathlib import Path
 
 from casematch.cases import Case, case_from_dict, case_to_json
 from casematch.errors import InputError
-from casematch.sources import ReadReport
+from casematch.sources import ReadOptions, ReadReport
 
 
-def read_jsonl(path: str | Path, *, report: ReadReport | None = None) -> Iterator[Case]:
-    """Yield the cases of a JSONL file. A bad line is reported and skipped, not fatal."""
+def read_jsonl(path: str | Path, *, options: ReadOptions | None = None,
+               report: ReadReport | None = None) -> Iterator[Case]:
+    """Yield the cases of a JSONL file. A bad line is reported and skipped, not fatal.
+
+    Lines carry their own resolution, so `options` (resolution rules) do not apply.
+    """
     path = Path(path)
     report = report if report is not None else ReadReport()
     try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from slack_sdk import WebClient
@@ -33,14 +33,13 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
 )
 
 from casematch.cases import Visibility
-from casematch.config import SourceConfig
 from casematch.errors import ConfigError, InputError
-from casematch.sources import ReadOptions
-from casematch.sources.slack_export import SKIPPED_SUBTYPES, _user_name, thread_to_case
-from casematch.sync_state import SyncBatch
+from casematch.sources import ReadOptions, SourceConfig, SyncBatch
+from casematch.sources.slack_threads import SKIPPED_SUBTYPES, thread_to_case, ts_key, user_name
 
 DEFAULT_API_URL = "https://slack.com/api/"
 DEFAULT_LOOKBACK_DAYS = 30.0
@@ -53,20 +52,43 @@ Json = dict[str, Any]
 Progress = Callable[[int], None]
 
 
+def web_client(token: str | None, base_url: str | None = None, *,
+               timeout: int = 30) -> WebClient:
+    """The one way casematch makes a Slack Web API client, for every part that calls Slack.
+
+    Every call retries on 429 after `Retry-After` seconds, on connection errors, and on
+    Slack's own 500/503s; the responder and the API source behave the same.
+    """
+    base = base_url or DEFAULT_API_URL
+    return WebClient(
+        token=token or None,
+        # WebClient joins method names onto the base URL: it must end with a slash.
+        base_url=base if base.endswith("/") else base + "/",
+        timeout=timeout,
+        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
+                        RateLimitErrorRetryHandler(max_retry_count=5),
+                        ServerErrorRetryHandler(max_retry_count=2)],
+    )
+
+
+def pages(client: WebClient, method: str, key: str, **params: Any) -> Iterator[Json]:
+    """Every item of a cursor-paginated Web API method (`response_metadata.next_cursor`)."""
+    api = getattr(client, method)
+    cursor = ""
+    while True:
+        response = api(**params, limit=PAGE_SIZE, **({"cursor": cursor} if cursor else {}))
+        yield from response.get(key) or ()
+        cursor = (response.get("response_metadata") or {}).get("next_cursor") or ""
+        if not cursor:
+            return
+
+
 def slack_client(source: SourceConfig) -> WebClient:
-    """A WebClient that retries 429s after Retry-After, pointed at `source.api_url`."""
+    """The Web API client of an API source, or a ConfigError naming the token variable."""
     if not source.credentials.token:
         raise ConfigError(f"{source.label}: set {source.credentials.token_env or 'SLACK_BOT_TOKEN'}"
                           " to the Slack app's bot token (xoxb-...)")
-    base = source.api_url or DEFAULT_API_URL
-    return WebClient(
-        token=source.credentials.token,
-        # WebClient joins method names onto the base URL: it must end with a slash.
-        base_url=base if base.endswith("/") else base + "/",
-        timeout=30,
-        retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2),
-                        RateLimitErrorRetryHandler(max_retry_count=5)],
-    )
+    return web_client(source.credentials.token, source.api_url)
 
 
 def pull_slack(
@@ -96,13 +118,6 @@ def pull_slack(
                                        f"{exc})") from None
 
 
-def _ts(value: Any) -> Decimal:
-    try:
-        return Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
-
-
 def _signature(root: Mapping[str, Any]) -> str:
     """Changes whenever the root tells us the thread changed."""
     keys = ("text", "subtype", "reply_count", "latest_reply", "edited", "reactions", "files")
@@ -124,15 +139,7 @@ class _Puller:
         self._names: dict[str, str] | None = None
 
     def _pages(self, method: str, key: str, **params: Any) -> Iterator[Json]:
-        """Every item of a cursor-paginated method (`response_metadata.next_cursor`)."""
-        api = getattr(self.client, method)
-        cursor = ""
-        while True:
-            response = api(**params, limit=PAGE_SIZE, **({"cursor": cursor} if cursor else {}))
-            yield from response.get(key) or ()
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or ""
-            if not cursor:
-                return
+        return pages(self.client, method, key, **params)
 
     def pull(self, cursor: Mapping[str, Any]) -> SyncBatch:
         known = cursor.get("channels") or {}
@@ -170,7 +177,7 @@ class _Puller:
 
     def _channel(self, channel_id: str, name: str, visibility: Visibility,
                  known: Mapping[str, Any]) -> dict[str, Any]:
-        latest = _ts(known.get("latest", 0))
+        latest = ts_key(known.get("latest", 0))
         oldest = max(Decimal(0), latest - self.lookback * DAY) if latest else Decimal(0)
         seen_roots: dict[str, str] = known.get("threads") or {}
         was_open = set(known.get("unresolved") or ()) if self.recheck_unresolved else set()
@@ -184,7 +191,7 @@ class _Puller:
             if raw.get("subtype") in SKIPPED_SUBTYPES:
                 continue
             roots[ts] = signature = _signature(raw)
-            latest = max(latest, _ts(ts), _ts(raw.get("latest_reply")))
+            latest = max(latest, ts_key(ts), ts_key(raw.get("latest_reply")))
             if seen_roots.get(ts) == signature and ts not in was_open:
                 continue  # nothing changed in this thread since the last run
             case_id = f"slack:{channel_id}:{ts}"
@@ -211,13 +218,13 @@ class _Puller:
                 self.progress(len(self.batch.cases))
         # A root we saw inside the window that history no longer returns was deleted.
         for ts in seen_roots:
-            if ts not in roots and _ts(ts) >= oldest:
+            if ts not in roots and ts_key(ts) >= oldest:
                 self.batch.deleted.append(f"slack:{channel_id}:{ts}")
         # Only roots that the next run's window will cover need remembering.
         horizon = latest - self.lookback * DAY
         return {"latest": str(latest) if latest else "",
-                "threads": {ts: sig for ts, sig in roots.items() if _ts(ts) >= horizon},
-                "unresolved": sorted(ts for ts in still_open if _ts(ts) >= horizon)}
+                "threads": {ts: sig for ts, sig in roots.items() if ts_key(ts) >= horizon},
+                "unresolved": sorted(ts for ts in still_open if ts_key(ts) >= horizon)}
 
     def _users(self, thread: list[Json]) -> dict[str, str]:
         """Display names (users.list once per run, users.info for the ones it lacks)."""
@@ -225,7 +232,7 @@ class _Puller:
             self._names = {}
             try:
                 for user in self._pages("users_list", "members"):
-                    self._names[str(user.get("id"))] = _user_name(user) or str(user.get("id"))
+                    self._names[str(user.get("id"))] = user_name(user) or str(user.get("id"))
             except SlackApiError as exc:
                 if exc.response.get("error") in AUTH_ERRORS:
                     raise
@@ -237,7 +244,7 @@ class _Puller:
             if user_id and user_id not in self._names:
                 try:
                     user = self.client.users_info(user=user_id).get("user") or {}
-                    self._names[user_id] = _user_name(user) or user_id
+                    self._names[user_id] = user_name(user) or user_id
                 except SlackApiError:
                     self._names[user_id] = user_id  # cached too: ask once per run
         return self._names

@@ -19,11 +19,9 @@ from typing import Any
 
 import httpx
 
-from casematch.config import SourceConfig
 from casematch.errors import ConfigError, InputError
-from casematch.sources import ReadOptions
+from casematch.sources import ReadOptions, SourceConfig, SyncBatch
 from casematch.sources.zendesk import ticket_to_case
-from casematch.sync_state import SyncBatch
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 MAX_RETRIES = 5

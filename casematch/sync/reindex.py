@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casematch.config import Settings, SourceConfig
-from casematch.embedding import Encoder, load_encoder
+from casematch.config import Settings
+from casematch.encoders import Encoder, load_encoder
 from casematch.errors import CasematchError, ConfigError, IndexLockedError
-from casematch.index import LOCK, IndexWriter, UpdateResult
-from casematch.sources import ReadOptions, ReadReport, read_source
-from casematch.sync_state import SyncBatch, SyncState
+from casematch.sources import SourceConfig, SyncBatch, pull
+from casematch.storage.generations import check_unlocked
+from casematch.storage.writer import IndexWriter, UpdateResult
+from casematch.sync.cursors import SyncState
 
 # Exit codes of `casematch reindex` (cron wrappers rely on them; see `--help`).
 EXIT_INDEXED, EXIT_FAILED, EXIT_PARTIAL, EXIT_NOTHING, EXIT_LOCKED = 0, 1, 3, 4, 75
-_EXPORT_FORMATS = {"slack-export": "slack-export", "zendesk-export": "zendesk", "jsonl": "jsonl"}
 
 # (source label, cases read so far); None once the source is done.
 Progress = Callable[[str, int | None], None]
@@ -107,7 +107,7 @@ def reindex(
         raise ConfigError(f"{where}: no [[sources]] to reindex; add one (see "
                           "examples/casematch.toml)")
     root = Path(settings.index_path)
-    _probe_lock(root)  # fail before spending seconds loading the model
+    check_unlocked(root)  # fail before spending seconds loading the model
     encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
                                       batch_size=settings.batch_size, runtime=settings.runtime)
     outcomes: list[SourceOutcome] = []
@@ -132,21 +132,6 @@ def reindex(
         result = writer.result
     return ReindexResult(update=result, sources=outcomes, dry_run=dry_run, full=full,
                          seconds=time.perf_counter() - started)
-
-
-def _probe_lock(root: Path) -> None:
-    from filelock import FileLock, Timeout
-
-    if not (root / LOCK).exists():
-        return
-    lock = FileLock(root / LOCK)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise IndexLockedError(f"{root}: another reindex (or index build) is writing this "
-                               "index; this one stops here. Try again when it has finished"
-                               ) from exc
-    lock.release()
 
 
 def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[SourceOutcome],
@@ -176,28 +161,6 @@ def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[S
         outcome.problems = [_redact(p, settings) for p in batch.report.problems]
         batches.append((source, batch))
     return batches
-
-
-def pull(source: SourceConfig, cursor: dict[str, Any] | None, options: ReadOptions, *,
-         progress: Callable[[int], None] | None = None) -> SyncBatch:
-    """What one source yields on this run (everything, for exports)."""
-    if source.type == "slack-api":
-        from casematch.sources.slack_api import pull_slack
-
-        return pull_slack(source, cursor, options, progress=progress)
-    if source.type == "zendesk-api":
-        from casematch.sources.zendesk_api import pull_zendesk
-
-        return pull_zendesk(source, cursor, options, progress=progress)
-    if source.type not in _EXPORT_FORMATS:
-        raise ConfigError(f"{source.label}: unknown source type {source.type!r}")
-    batch = SyncBatch(complete=True, report=ReadReport())
-    for case in read_source(source.path, format=_EXPORT_FORMATS[source.type], options=options,
-                            report=batch.report):
-        batch.cases.append(case)
-        if progress and len(batch.cases) % 500 == 0:
-            progress(len(batch.cases))
-    return batch
 
 
 def _apply(writer: IndexWriter, state: SyncState, batches: list[tuple[SourceConfig, SyncBatch]],
@@ -231,6 +194,13 @@ def _save(state: SyncState, source: SourceConfig, batch: SyncBatch, generation: 
     state.save(source.label, cursor=batch.cursor if batch.cursor is not None else {},
                generation=generation, add=ids, remove=batch.deleted,
                replace_owned=batch.complete)
+
+
+def failure_dict(exc: CasematchError) -> dict[str, Any]:
+    """The `--json` object of a run that failed before it started (locked, bad config)."""
+    locked = isinstance(exc, IndexLockedError)
+    return {**UpdateResult().to_dict(), "status": "locked" if locked else "failed",
+            "exit_code": EXIT_LOCKED if locked else EXIT_FAILED, "error": str(exc)}
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,11 +1,11 @@
 """The model's transformer run by ONNX Runtime; tokenizer and pooling stay sentence-transformers'.
 
 sentence-transformers' own `backend="onnx"` goes through optimum, which cannot share a venv
-with the sentence-transformers casematch needs (PERF-NOTES). So the transformer is exported
-once per model with torch's exporter, fused by ONNX Runtime's own transformer optimizer,
-cached on disk, and run by onnxruntime; tokenization still calls the loaded model's
-`tokenize()`, so the inputs are exactly the ones torch sees. The vectors match torch fp32
-to cosine 1.0 (benchmarks/RESULTS.md, "Encoder runtimes").
+with the sentence-transformers casematch needs (optimum-onnx pins an older transformers).
+So the transformer is exported once per model with torch's exporter, fused by ONNX
+Runtime's own transformer optimizer, cached on disk, and run by onnxruntime; tokenization
+still calls the loaded model's `tokenize()`, so the inputs are exactly the ones torch sees.
+The vectors match torch fp32 to cosine 1.0 (benchmarks/RESULTS.md, "Encoder runtimes").
 """
 
 from __future__ import annotations

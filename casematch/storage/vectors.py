@@ -12,8 +12,7 @@ Both store each component as a 16-bit float. Unit-vector components round to wit
 ~5e-4 of their value, so a cosine moves by ~1e-4 and the top 10 stay the same as with
 32-bit floats (recall@10 1.000 in benchmarks/RESULTS.md, "Scale"), while memory halves and
 an exact scan gets faster: it is bound by decoding rather than by memory bandwidth, so it
-also splits well across cores. Indexes written with 32-bit codes still load; a flat one is
-converted at its next commit.
+also splits well across cores.
 
 `fit()` runs once per generation, at commit: it switches kind when the size crosses the
 limit (with hysteresis, so a size hovering at the limit does not flip every night) and
@@ -25,12 +24,15 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from casematch import threads
+from casematch.errors import IndexFormatError
 
 # IVF must still scan ~64k vectors for recall@10 >= 0.98 (below), so it pays off only
 # well above that: at 200k it scans a third, at 1M a sixteenth.
@@ -115,7 +117,7 @@ def fit(index: Any, *, exact_limit: int = EXACT_LIMIT) -> Any:
     ivf = _ivf(index)
     if ivf is None:
         if count <= exact_limit:
-            return index if _is_fp16(index) else _build_flat(*_contents(index), index.d)
+            return index
         ids, vectors = _contents(index)
         return _build_ivf(ids, vectors)
     if count < exact_limit // 2:
@@ -199,12 +201,35 @@ def _contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
     return ids, ivf.reconstruct_batch(ids)
 
 
+def read(path: Path) -> Any:
+    """The FAISS index stored at `path` (raises `IndexFormatError` when unreadable)."""
+    try:
+        return _faiss().read_index(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IndexFormatError(
+            f"{path}: cannot read the vector file ({first}); rebuild the index") from exc
+
+
+def write(index: Any, path: Path) -> None:
+    _faiss().write_index(index, str(path))
+
+
+def add(index: Any, vectors: np.ndarray, ids: Sequence[int]) -> None:
+    """Add unit vectors under their chunk ids."""
+    index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
+
+
+def remove(index: Any, ids: Sequence[int]) -> None:
+    """Remove chunk ids (an exact index rewrites its array: call once per generation)."""
+    index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+
 class VectorIndex:
     """An opened generation's vectors: the FAISS index plus what single queries need.
 
-    It behaves like the FAISS index (attributes are forwarded) with one difference in
-    `search`: plain `faiss.SearchParameters` (an id filter) are translated for IVF, whose
-    search refuses them and whose own parameter object would silently reset nprobe to 1.
+    The query side of the FAISS index: `search` (with an optional id filter) and
+    `reconstruct_batch`. The raw index stays in `index` for the writer's functions below.
     """
 
     def __init__(self, index: Any, *, parts: int | None = None) -> None:
@@ -223,9 +248,6 @@ class VectorIndex:
             self._parts = [faiss.IDSelectorRange(int(lo), int(hi))
                            for lo, hi in pairwise(bounds)]
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.index, name)
-
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
@@ -239,9 +261,23 @@ class VectorIndex:
         """Threads one query's exact scan is split across (1: not split)."""
         return max(1, len(self._parts))
 
-    def search(self, queries: np.ndarray, k: int, *, params: Any = None) -> tuple[Any, Any]:
+    def search(self, queries: np.ndarray, k: int, *,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(inner products, ids) of the `k` nearest vectors to each query, best first.
+
+        `allowed` restricts the search to those ids inside FAISS, not after it, so a filter
+        never empties a result list while matching vectors exist. Missing results are -1.
+        """
         faiss = _faiss()
+        params: Any = None
+        if allowed is not None:
+            # The selector must outlive the search (a SWIG object the params only point at).
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
         if self._ivf is not None and params is not None:
+            # IVF refuses plain SearchParameters, and its own parameter object would
+            # silently reset nprobe to 1.
             ivf_params = faiss.SearchParametersIVF()
             ivf_params.sel = params.sel
             ivf_params.nprobe = self._ivf.nprobe
@@ -255,12 +291,17 @@ class VectorIndex:
             return distances, ids
         return self._search(queries, k, params)
 
+    def reconstruct_batch(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of `ids` (decoded from 16-bit codes to float32)."""
+        result: np.ndarray = self.index.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return result
+
     def _search(self, queries: np.ndarray, k: int, params: Any) -> tuple[Any, Any]:
         faiss = _faiss()
         if len(queries) != 1:
             return self.index.search(queries, k, params=params)
         # One query uses one thread anyway; an OpenMP team only adds wake-up latency and
-        # spinning threads that steal the CPU from torch (PERF-NOTES: "thread gotcha"), and
+        # spinning threads that steal the CPU from torch (torch and faiss share libgomp), and
         # a forked child inherits it as a pool without threads (its next scan hangs).
         # The setting is per calling thread in libgomp; restore it so torch keeps its own.
         threads = faiss.omp_get_max_threads()
@@ -310,6 +351,7 @@ def _cores() -> int:
 __all__ = [
     "EXACT_LIMIT",
     "VectorIndex",
+    "add",
     "describe",
     "fit",
     "kind",
@@ -317,4 +359,7 @@ __all__ = [
     "new_index",
     "nlist_for",
     "nprobe_for",
+    "read",
+    "remove",
+    "write",
 ]

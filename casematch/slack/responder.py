@@ -1,4 +1,6 @@
-"""What the responder does for each kind of Slack request. Thin: parse, one call, render.
+"""What the responder does for each kind of Slack request: message, reaction, mention,
+command, feedback click. Each handler holds the rules of its event (dedup, edits, privacy)
+and calls the suggester, the state and the renderer.
 
 These run on the responder's work pool, after Bolt has acknowledged the request
 (`app.register`), so a search never delays the 3-second ack.
@@ -19,7 +21,7 @@ from casematch.slack.capture import Capturer
 from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState, root_id
 from casematch.slack.suggest import Suggester, Suggestions
-from casematch.sources.slack_export import raw_text
+from casematch.sources.slack_threads import raw_text
 from casematch.text import slack_to_text
 
 log = logging.getLogger(__name__)
@@ -195,7 +197,7 @@ class Responder:
 
     def on_feedback(self, body: dict[str, Any], client: Any) -> None:
         action = (body.get("actions") or [{}])[0]
-        verdict = "helpful" if action.get("action_id") == "casematch_helpful" else "not_relevant"
+        verdict = "helpful" if action.get("action_id") == render.HELPFUL_ACTION else "not_relevant"
         try:
             value = json.loads(str(action.get("value") or ""))
         except ValueError:

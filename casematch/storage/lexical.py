@@ -96,17 +96,14 @@ def query_terms(text: str, limit: int = MAX_QUERY_TERMS) -> list[Term]:
 
 def select_terms(
     terms: list[Term],
-    document_frequency: Callable[[list[str]], Mapping[str, int]] | None,
+    document_frequency: Callable[[list[str]], Mapping[str, int]],
     budget: int = POSTINGS_BUDGET,
     limit: int = MAX_TERMS,
 ) -> list[Term]:
     """The rarest `terms` whose postings fit in `budget` (the rarest one always).
 
-    Terms no case holds are dropped: they cannot match. Without a lexicon (an index written
-    before it existed) the first `limit` terms are kept, as earlier versions did.
+    Terms no case holds are dropped: they cannot match.
     """
-    if document_frequency is None:
-        return terms[:limit]
     counts = document_frequency([t.stem for t in terms])
     present = sorted((t for t in terms if counts.get(t.stem)), key=lambda t: counts[t.stem])
     chosen: list[Term] = []

@@ -16,14 +16,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from casematch.cases import Case
 from casematch.errors import IndexFormatError
-from casematch.sources import ReadReport
 
 SYNC_FILE = "sync.sqlite"
 
@@ -111,17 +108,3 @@ class SyncState:
 
     def rollback(self) -> None:
         self._db.rollback()
-
-
-@dataclass
-class SyncBatch:
-    """What one source yielded on one run, before any of it is written."""
-
-    cases: list[Case] = field(default_factory=list)
-    # Ids the source says were deleted (a deleted message, a ticket in status deleted).
-    deleted: list[str] = field(default_factory=list)
-    # True for exports: a full snapshot, so ids this source held before and lacks now are gone.
-    complete: bool = False
-    # The cursor to save once the generation holding these cases is committed.
-    cursor: dict[str, Any] | None = None
-    report: ReadReport = field(default_factory=ReadReport)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_case ON chunks(case_rowid);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 # Lexical side: one FTS5 row per case (rowid == cases.rowid), one column per field so that
@@ -57,12 +55,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5(
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts_vocab USING fts5vocab(cases_fts, 'row');
 """
-
-
-@dataclass(frozen=True, slots=True)
-class StoredCase:
-    rowid: int
-    case: Case
 
 
 class CaseStore:
@@ -79,7 +71,7 @@ class CaseStore:
         try:
             if create:
                 self._db.executescript(SCHEMA)
-                self._ensure_fts()
+                self._db.executescript(FTS_SCHEMA)
             self._db.execute("SELECT count(*) FROM cases").fetchone()
         except sqlite3.DatabaseError as exc:
             self._db.close()
@@ -87,27 +79,6 @@ class CaseStore:
 
     def close(self) -> None:
         self._db.close()
-
-    @functools.cached_property
-    def has_fts(self) -> bool:
-        """False for generations written before the lexical index existed."""
-        # Cached: asked on every search, and a read-only generation never gains a table.
-        return self._has_table("cases_fts")
-
-    def _has_table(self, name: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        ).fetchone()
-        return row is not None
-
-    def _ensure_fts(self) -> None:
-        # A writer copies the previous generation; when that one predates FTS, fill the
-        # lexical index from the stored cases once, so it always covers every case.
-        existed = self._has_table("cases_fts")
-        self._db.executescript(FTS_SCHEMA)
-        if not existed:
-            for rowid, data in self._db.execute("SELECT rowid, data FROM cases").fetchall():
-                self._add_fts(rowid, case_from_dict(json.loads(data)))
 
     def _add_fts(self, rowid: int, case: Case) -> None:
         # Internal notes (hidden_text) help matching, as they do for the dense side.
@@ -199,29 +170,20 @@ class CaseStore:
         self._db.execute(f"DELETE FROM cases WHERE rowid IN ({marks})", rowids)
         return chunk_ids
 
-    def set_meta(self, key: str, value: Any) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
-        )
-
     def commit(self) -> None:
         self._db.commit()
 
     # ---- reading ------------------------------------------------------------------------
 
-    def meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
-
     def count(self, *, resolved_only: bool = False) -> int:
         sql = "SELECT count(*) FROM cases" + (" WHERE resolved = 1" if resolved_only else "")
         return int(self._db.execute(sql).fetchone()[0])
 
-    def chunk_map(self) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk ids, their case rowids), sorted by chunk id, for id -> case lookups."""
+    def chunk_map(self) -> ChunkMap:
+        """Every chunk id and its case, for id -> case lookups in both directions."""
         rows = self._db.execute("SELECT id, case_rowid FROM chunks ORDER BY id").fetchall()
         array = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        return array[:, 0].copy(), array[:, 1].copy()
+        return ChunkMap(array[:, 0].copy(), array[:, 1].copy())
 
     def cases_by_rowid(self, rowids: Sequence[int]) -> dict[int, Case]:
         if not rowids:
@@ -247,10 +209,6 @@ class CaseStore:
             "SELECT id, field, text FROM chunks WHERE case_rowid = ? ORDER BY id", (case_rowid,)
         ).fetchall()
 
-    def iter_cases(self) -> Iterator[StoredCase]:
-        for rowid, data in self._db.execute("SELECT rowid, data FROM cases ORDER BY rowid"):
-            yield StoredCase(rowid, case_from_dict(json.loads(data)))
-
     def filtered_rowids(
         self,
         *,
@@ -271,10 +229,8 @@ class CaseStore:
     def lexical_search(
         self,
         match: str,
-        limit: int | None,
         *,
         weights: Sequence[float],
-        also: Sequence[int] = (),
         resolved_only: bool = False,
         sources: Sequence[str] = (),
         channels: Sequence[str] = (),
@@ -282,35 +238,17 @@ class CaseStore:
         since: float | None = None,
         until: float | None = None,
     ) -> list[tuple[int, float]]:
-        """(case rowid, BM25 score, higher is better) for an FTS5 `match` expression.
+        """(case rowid, BM25 score, higher is better) of every case matching `match`, best first.
 
-        The best `limit` matching cases, plus the scores of the cases in `also` that match
-        (dense candidates), from one pass over the postings. `match` must come from
-        `lexical.match_expression` (quoted terms only). Filters are applied inside the
-        query, so the top `limit` are drawn from cases that pass them.
-
-        `limit=None` returns every match, best first: for expressions whose terms were
-        chosen within a postings budget (`lexical.select_terms` with a lexicon), where the
-        rows are few, so a caller can query before it knows the dense candidates and look
-        their scores up afterwards.
+        `match` must come from `lexical.match_expression` over terms chosen within a
+        postings budget (`lexical.select_terms`), so the rows are few and a caller can
+        query before it knows the dense candidates and look their scores up afterwards.
+        Filters are applied inside the query.
         """
         sql, args = _bm25_query(match, weights, resolved_only, sources, channels, tags,
                                 since, until)
-        if limit is None:
-            return [(int(r), float(v)) for r, v in self._db.execute(sql + " ORDER BY score DESC",
-                                                                     args)]
-        if also:
-            # `also` first, then the rest by score: one sort, no second MATCH per rowid.
-            sql += f" ORDER BY cases_fts.rowid IN ({','.join('?' * len(also))}) DESC,"
-            args += list(also)
-        else:
-            sql += " ORDER BY"
-        sql += " score DESC LIMIT ?"
-        args.append(limit + len(also))
-        rows = [(int(r), float(v)) for r, v in self._db.execute(sql, args)]
-        wanted = set(also)
-        best = [row for row in rows if row[0] not in wanted][:limit]
-        return best + [row for row in rows if row[0] in wanted]
+        rows = self._db.execute(sql + " ORDER BY score DESC", args)
+        return [(int(r), float(v)) for r, v in rows]
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many cases hold each (stemmed) term; terms no case holds are absent."""
@@ -320,11 +258,6 @@ class CaseStore:
         rows = self._db.execute(f"SELECT term, df FROM lexicon WHERE term IN ({marks})",
                                 list(terms))
         return {term: int(df) for term, df in rows}
-
-    @functools.cached_property
-    def has_lexicon(self) -> bool:
-        """False for generations written before term counts were kept."""
-        return self._has_table("lexicon")
 
     def finish_lexical(self) -> None:
         """Before a generation is committed: merge the FTS5 segments and count terms.
@@ -340,9 +273,6 @@ class CaseStore:
             "CREATE TABLE lexicon (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
             "INSERT INTO lexicon SELECT term, doc FROM cases_fts_vocab;"
         )
-
-    def fts_rows(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM cases_fts").fetchone()[0])
 
     def stats(self) -> dict[str, Any]:
         by_source = dict(
@@ -410,3 +340,36 @@ def _filter_sql(
         where.append("cases.created_at <= ?")
         params.append(until)
     return " AND ".join(where), params
+
+
+class ChunkMap:
+    """Chunk ids (FAISS ids) and the case rowid of each, for one immutable generation."""
+
+    def __init__(self, ids: np.ndarray, cases: np.ndarray) -> None:
+        self.ids = ids  # sorted
+        self.cases = cases
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def cases_of(self, chunk_ids: np.ndarray) -> np.ndarray:
+        """The case rowid of each of `chunk_ids` (ids that exist in this generation)."""
+        result: np.ndarray = self.cases[np.searchsorted(self.ids, chunk_ids)]
+        return result
+
+    def chunks_in(self, rowids: np.ndarray) -> np.ndarray:
+        """Every chunk id of the cases `rowids`."""
+        result: np.ndarray = self.ids[np.isin(self.cases, rowids)]
+        return result
+
+    def chunks_of(self, rowid: int) -> np.ndarray:
+        """Chunk ids of one case."""
+        cases, ids = self._by_case
+        lo, hi = np.searchsorted(cases, rowid, "left"), np.searchsorted(cases, rowid, "right")
+        return ids[lo:hi]
+
+    @functools.cached_property
+    def _by_case(self) -> tuple[np.ndarray, np.ndarray]:
+        # Built on first use, once per opened generation.
+        order = np.argsort(self.cases, kind="stable")
+        return self.cases[order], self.ids[order]

@@ -1,0 +1,223 @@
+"""The one writer of an index: builds the next generation from the current one.
+
+Cases whose text did not change keep their vectors (matched by content hash); only new or
+changed text is embedded, in one call at commit, sorted by the encoder for little padding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from casematch.cases import Case
+from casematch.encoders import Encoder
+from casematch.errors import IndexFormatError
+from casematch.storage import generations as gens
+from casematch.storage import vectors
+from casematch.storage.store import CaseStore
+from casematch.storage.vectors import EXACT_LIMIT
+from casematch.version import __version__
+
+
+@dataclass
+class UpdateResult:
+    """What one build or update changed; `embedded` counts texts sent to the model."""
+
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    skipped_unresolved: int = 0
+    # Unchanged text, changed metadata (a reaction, a url): no embedding, still written.
+    refreshed: int = 0
+    generation: str = ""
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted or self.refreshed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "embedded": self.embedded,
+            "skipped_unresolved": self.skipped_unresolved,
+            "refreshed": self.refreshed,
+            "generation": self.generation,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Pending:
+    chunk_ids: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+
+class IndexWriter:
+    """Builds the next generation of an index. One writer per index at a time (a lock)."""
+
+    def __init__(self, root: Path, encoder: Encoder, *, include_unresolved: bool = False,
+                 fresh: bool = False) -> None:
+        self.root = root
+        self.encoder = encoder
+        self.include_unresolved = include_unresolved
+        self.fresh = fresh
+        # Vectors above which the index becomes approximate (lowered by tests).
+        self.exact_limit = EXACT_LIMIT
+        self.result = UpdateResult()
+        self._pending = _Pending()
+        self._removed: list[int] = []
+        self._seen: set[str] = set()
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> IndexWriter:
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(gens.write_lock(self.root))
+        try:
+            self._open_base()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            if getattr(self, "_store", None) is not None:
+                self._store.close()
+            if exc_type is not None and self._tmp.exists():
+                shutil.rmtree(self._tmp, ignore_errors=True)
+        finally:
+            self._stack.close()
+
+    def _open_base(self) -> None:
+        self.generation = gens.next_generation_name(self.root)
+        gens.remove_leftovers(self.root)  # we hold the lock, so no writer is alive
+        self._tmp = self.root / f".tmp-{self.generation}-{os.getpid()}"
+        self._tmp.mkdir()
+        base_gen = None
+        if not self.fresh and (self.root / gens.CURRENT).exists():
+            base_gen = gens.current_generation(self.root)
+            manifest = gens.read_manifest(self.root / base_gen)
+            if manifest["model"] != self.encoder.name:
+                base_gen = None  # another model: nothing can be reused
+        self._base = base_gen
+        if base_gen is not None:
+            # sqlite3's backup API copies a consistent snapshot, whatever readers do.
+            source = sqlite3.connect(f"file:{self.root / base_gen / gens.CASES}?mode=ro",
+                                     uri=True)
+            target = sqlite3.connect(self._tmp / gens.CASES)
+            source.backup(target)
+            source.close()
+            target.close()
+            self._vectors = vectors.read(self.root / base_gen / gens.VECTORS)
+        else:
+            # Exact to start with; commit() switches to IVF past a size (storage.vectors).
+            self._vectors = vectors.new_index(self.encoder.dimension)
+        self._store = CaseStore(self._tmp / gens.CASES, create=True)
+        self._hashes = self._store.hashes()
+
+    # ---- changes ------------------------------------------------------------------------
+
+    def upsert(self, case: Case) -> None:
+        self._seen.add(case.id)
+        if not case.resolved and not self.include_unresolved:
+            self.result.skipped_unresolved += 1
+            if case.id in self._hashes:
+                self.delete(case.id)
+            return
+        digest = case.content_hash()
+        known = self._hashes.get(case.id)
+        if known and known[1] == digest:
+            self.result.unchanged += 1
+            # Metadata (reactions, url, members) may change without the text changing.
+            self.result.refreshed += self._store.update_case(known[0], case)
+            return
+        if known:
+            self._remove_rowids([known[0]])
+            self.result.updated += 1
+        else:
+            self.result.added += 1
+        rowid = self._store.add_case(case, digest)
+        self._hashes[case.id] = (rowid, digest)
+        texts = self.encoder.chunk(case.search_text())
+        self._pending.chunk_ids += self._store.add_chunks(rowid, "case", texts)
+        self._pending.texts += texts
+
+    def delete(self, case_id: str) -> None:
+        known = self._hashes.pop(case_id, None)
+        if known:
+            self._remove_rowids([known[0]])
+            self.result.deleted += 1
+
+    def delete_unseen(self) -> None:
+        """Delete every case this writer was not given (a full rebuild from a source)."""
+        for case_id in [c for c in self._hashes if c not in self._seen]:
+            self.delete(case_id)
+
+    def _remove_rowids(self, rowids: list[int]) -> None:
+        # Removal from a flat index rewrites the whole array: do it once, at commit.
+        self._removed += self._store.delete_rowids(rowids)
+
+    # ---- commit ---------------------------------------------------------------------------
+
+    def commit(self, *, progress: bool = False) -> UpdateResult:
+        """Write the generation and switch to it; a no-op when nothing changed."""
+        if self._base is not None and not self.result.changed:
+            self._store.close()
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self.result.generation = self._base
+            self.result.seconds = time.perf_counter() - self._started
+            return self.result
+        self.result.embedded = len(self._pending.texts)
+        if self._removed:
+            vectors.remove(self._vectors, self._removed)
+        if self._pending.texts:
+            vectors.add(self._vectors, self.encoder.encode(self._pending.texts, progress=progress),
+                        self._pending.chunk_ids)
+        # Exact or approximate by size; may retrain or convert (once per generation).
+        self._vectors = vectors.fit(self._vectors, exact_limit=self.exact_limit)
+        stats = self._store.stats()
+        if stats["chunks"] != self._vectors.ntotal:
+            raise IndexFormatError(
+                f"{self.root}: internal mismatch, {stats['chunks']} chunks and "
+                f"{self._vectors.ntotal} vectors; nothing was written"
+            )
+        self._store.finish_lexical()
+        self._store.commit()
+        self._store.close()
+        vectors.write(self._vectors, self._tmp / gens.VECTORS)
+        gens.write_manifest(self._tmp, {
+            "casematch_version": __version__,
+            "model": self.encoder.name,
+            "dimension": self.encoder.dimension,
+            "normalized": True,
+            "metric": "inner_product",
+            "faiss_index": vectors.describe(self._vectors),
+            # Informational: bf16 and fp32 vectors are interchangeable (cosine >= 0.9999).
+            "encoder_runtime": getattr(self.encoder, "runtime", None),
+            # Lexical side: an FTS5 table in the SQLite file (title, problem, resolution).
+            "lexical": "fts5",
+            "cases": stats["cases"],
+            "resolved": stats["resolved"],
+            "chunks": stats["chunks"],
+            "include_unresolved": self.include_unresolved,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "generation": self.generation,
+        })
+        gens.publish(self.root, self._tmp, self.generation)
+        gens.prune(self.root)
+        self.result.generation = self.generation
+        self.result.seconds = time.perf_counter() - self._started
+        return self.result
