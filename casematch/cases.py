@@ -118,7 +118,6 @@ class Match:
         }
 
 
-#####FILTERS
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Restrict a search. Values within one field are ORed; fields are ANDed."""

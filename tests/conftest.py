@@ -78,8 +78,9 @@ def make_case(case_id: str, problem: str, resolution: str = "", **kwargs: object
 
 @pytest.fixture(autouse=True)
 def _torch_threads_restored() -> Iterator[None]:
-    # Opening an index for queries puts torch on one thread for the whole process; the
-    # tests that build with the real model afterwards should not pay for that.
+    # A query process puts torch on one thread for the whole process
+    # (`serve_queries_on_one_thread`); tests that build with the real model afterwards
+    # should not pay for that.
     torch = sys.modules.get("torch")
     before = torch.get_num_threads() if torch else None
     yield
