@@ -534,7 +534,9 @@ def _rejection(message: Message, root: Message, rules: ResolutionRules) -> str |
             return "written by the asker"
     elif _addressed_elsewhere(message, root):
         return "addressed to someone other than the asker"
-    if len(prose.strip()) < _SUBSTANTIVE_MIN and not features.code:
+    # "Restart the spooler" is short and a fix; "hmm, odd" is short and not.
+    if (len(prose.strip()) < _SUBSTANTIVE_MIN and not features.code
+            and not _SUGGESTION.match(prose.strip())):
         return "too short to hold a fix"
     return None
 

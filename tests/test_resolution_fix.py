@@ -149,6 +149,15 @@ def test_a_suggestion_phrased_as_a_question_can_be_the_fix() -> None:
     assert (result.is_case, result.fix) == (True, (1,))
 
 
+def test_a_short_instruction_is_a_fix_but_a_short_remark_is_not() -> None:
+    fixed = resolve_thread(thread((ASKER, "Printer queue stuck"),
+                                  (ALICE, "Restart the spooler", ("white_check_mark",))))
+    assert (fixed.is_case, fixed.fix) == (True, (1,))
+    remark = resolve_thread(thread((ASKER, "Printer queue stuck"),
+                                   (ALICE, "weird, hmm", ("white_check_mark",))))
+    assert not remark.is_case
+
+
 def test_diagnosis_then_command_are_both_the_fix_in_order() -> None:
     diagnosis = ("The footer is 106 MB because the `media_url` column stores a base64 video, and "
                  "its min/max statistics land in the Parquet footer.")
