@@ -35,13 +35,12 @@ ROOT = m(0, "Kafka consumer lag keeps growing. It started after the upgrade.", P
 def test_reaction_on_a_reply_picks_that_reply() -> None:
     thread = [ROOT, m(1, ANSWER, HELPER, "white_check_mark"), m(2, OTHER_ANSWER, OTHER),
               m(3, "thanks all", POSTER)]
-    assert resolve_thread(thread) == ThreadResolution(
-        resolved=True,
-        problem=ROOT.text,
-        resolution=ANSWER,
-        title="Kafka consumer lag keeps growing.",
-        resolved_at=at(1),
-    )
+    result = resolve_thread(thread)
+    assert (result.resolved, result.problem, result.resolution, result.title) == (
+        True, ROOT.text, ANSWER, "Kafka consumer lag keeps growing.")
+    assert result.fix == (1,)
+    # The check mark on the answer decides (over the asker's generic thanks) and dates it.
+    assert result.resolved_at == at(1)
 
 
 def test_several_reacted_replies_are_joined() -> None:
@@ -51,13 +50,23 @@ def test_several_reacted_replies_are_joined() -> None:
     assert result.resolved_at == at(2)
 
 
-def test_reaction_only_on_root_falls_back_to_last_helper_answer() -> None:
+def test_reaction_only_on_root_picks_the_answer_with_the_most_evidence() -> None:
     root = m(0, ROOT.text, POSTER, "white_check_mark")
-    thread = [root, m(1, ANSWER, HELPER), m(2, OTHER_ANSWER, OTHER), m(3, "thanks!", HELPER)]
+    command = "Run `kafka-consumer-groups --reset-offsets --to-latest` and restart the worker."
+    thread = [root, m(1, command, HELPER),
+              m(2, "Maybe the network is slow on your side too", OTHER), m(3, "thanks!", HELPER)]
     result = resolve_thread(thread)
     assert result.resolved
-    assert result.resolution == OTHER_ANSWER
-    assert result.resolved_at == at(2)
+    assert result.resolution == command
+    assert result.resolved_at == at(1)
+
+
+def test_reaction_only_on_root_between_equal_answers_takes_the_later() -> None:
+    root = m(0, ROOT.text, POSTER, "white_check_mark")
+    first = "Restart the sync worker and the lag goes away for a while."
+    later = "Restart the sync worker and the lag goes away for a while!"
+    result = resolve_thread([root, m(1, first, HELPER), m(2, later, OTHER)])
+    assert result.fix == (2,)
 
 
 def test_poster_closing_phrase_prefers_the_answer_just_before_it() -> None:
@@ -79,8 +88,9 @@ def test_helper_closing_message_that_explains_is_the_resolution() -> None:
 
 
 def test_closing_phrase_outside_the_last_replies_does_not_count() -> None:
-    thread = [ROOT, m(1, "I fixed a similar thing last year by restarting", HELPER),
-              m(2, "did not help", POSTER), m(3, "hmm", HELPER), m(4, "any other idea?", POSTER)]
+    thread = [ROOT, m(1, "Fixed in 2.3.1: upgrade the connector and re-run discovery.", HELPER),
+              m(2, "will look tomorrow", POSTER), m(3, "hmm", HELPER),
+              m(4, "any other idea?", POSTER)]
     assert not resolve_thread(thread).resolved
     assert resolve_thread(thread, ResolutionRules(last_replies=4)).resolved
 
@@ -120,7 +130,7 @@ def test_custom_rules() -> None:
 
 
 def test_empty_thread_and_root_only() -> None:
-    assert resolve_thread([]) == ThreadResolution(False, "", "", "")
+    assert resolve_thread([]) == ThreadResolution(False, "", "", "", reason="empty thread")
     only = resolve_thread([ROOT])
     assert (only.resolved, only.problem, only.resolution) == (False, ROOT.text, "")
 

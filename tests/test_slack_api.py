@@ -30,7 +30,8 @@ def slack() -> Iterator[FakeSlack]:
               thread_ts="1700000000.000100", reactions=("white_check_mark",))
     # Unresolved so far.
     fake.post("C1", "1700000100.000100", "Android push notifications stopped")
-    fake.post("C1", "1700000101.000100", "Which app version?", "U2",
+    fake.post("C1", "1700000101.000100",
+              "Clear the app cache, then sign out and in again to renew the push token", "U2",
               thread_ts="1700000100.000100")
     # A question nobody answered: no case.
     fake.post("C1", "1700000200.000100", "anyone around?")
@@ -151,7 +152,7 @@ def test_a_check_mark_added_to_a_reply_later_resolves_the_thread(
     encoder = FakeEncoder()
     result = reindex(settings, encoder=encoder)
     assert (result.update.added, result.update.embedded) == (1, 1)
-    assert "Which app version?" in encoder.encoded[0]
+    assert "renew the push token" in encoder.encoded[0]
 
 
 def test_without_recheck_a_reaction_on_a_reply_waits_for_a_full_run(
