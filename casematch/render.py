@@ -11,6 +11,8 @@ from typing import Any
 
 from casematch.cases import Match
 
+# A resolved case whose thread or ticket holds no written fix (a closing macro only).
+NO_FIX_RECORDED = "(no public fix recorded)"
 # Cosine similarity of all-MiniLM-L6-v2 vectors, in words an agent understands.
 CLOSENESS = ((0.80, "very close"), (0.65, "close"), (0.50, "related"))
 
@@ -56,7 +58,9 @@ def to_text(matches: Sequence[Match], *, query: str | None = None) -> str:
         )
         if match.snippet:
             lines.append(f"   Resolution: {match.snippet}")
-        elif not match.case.resolved:
+        elif match.case.resolved:
+            lines.append(f"   Resolution: {NO_FIX_RECORDED}")
+        else:
             lines.append("   (not resolved)")
         lines.append(f"   {match.url or match.case.id}")
         lines.append("")
@@ -80,7 +84,8 @@ def to_blocks(matches: Sequence[Match], *, heading: str | None = None) -> list[d
     for match in matches:
         title = _mrkdwn_escape(match.case.display_title)
         title = f"<{match.url}|{title}>" if match.url else f"*{title}*"
-        body = f"{title}\n{_mrkdwn_escape(match.snippet)}" if match.snippet else title
+        fix = match.snippet or (NO_FIX_RECORDED if match.case.resolved else "")
+        body = f"{title}\n{_mrkdwn_escape(fix)}" if fix else title
         blocks.append({
             "type": "section",
             "block_id": f"match-{match.rank}",

@@ -872,3 +872,41 @@ def _signals(
     superseded = {s for s in signals
                   if s.at not in marked and any(f > s.at for f in failures)}
     return signals, superseded
+
+
+# ---- helpdesk tickets ----------------------------------------------------------------------
+
+# Text that helpdesks post on their own or from macros when a ticket closes: it tells the
+# requester about the ticket, not about the fix.
+_HELPDESK_BOILERPLATE = re.compile(
+    r"this (ticket|request|case) (has been|was|is being|will be) (closed|solved|resolved|"
+    r"marked (as )?(solved|resolved|closed))"
+    r"|\bclosing:? (resolution|reason)\b|\bresolution:\s*(fixed|won'?t fix|duplicate|"
+    r"invalid|works for me)\s*\.?\s*$"
+    r"|how would you rate|rate (our|the) (support|service)|satisfaction survey|"
+    r"were you satisfied|please take a moment to (rate|answer|tell)"
+    r"|(this is an )?auto(mated|matic)[- ]?(reply|response|message)|we have received your "
+    r"(request|message|email)|we'?ve received your (request|message)|out of (the )?office"
+    r"|do not reply to this (email|message)|reply above this line",
+    re.IGNORECASE,
+)
+
+
+def is_helpdesk_boilerplate(text: str) -> bool:
+    """A closing macro, satisfaction survey or auto-reply: never a ticket's resolution."""
+    return bool(_HELPDESK_BOILERPLATE.search(text))
+
+
+def ticket_fix(comments: Sequence[Message], rules: ResolutionRules = DEFAULT_RULES) -> int | None:
+    """Index of the comment that carries a solved ticket's fix, or None when none does.
+
+    The last public comment by an agent that is not a closing macro, a survey, an
+    auto-reply or a bare acknowledgement ("Glad it works!"). `comments` are the candidate
+    comments in order (public agent replies).
+    """
+    for index in range(len(comments) - 1, -1, -1):
+        text = comments[index].text
+        if text.strip() and not is_helpdesk_boilerplate(text) and not is_acknowledgement(
+                text, rules):
+            return index
+    return None

@@ -263,6 +263,25 @@ def test_legacy_export_without_threads(tmp_path: Path) -> None:
     assert report.skipped == {"channel_join": 1, "unthreaded message": 2}
 
 
+def test_conversations_in_an_unthreaded_channel_become_cases(tmp_path: Path) -> None:
+    # No thread_ts: the question, its answer and the thanks are recovered as one conversation
+    # (the asker continues, the answer follows within minutes); the unrelated post later on
+    # stays alone and is no case.
+    folder = write_export(tmp_path / "e", {"general": {"2016-01-14": [
+        msg("1452837400.000001", "VPN drops every hour since the upgrade, any idea?", user="U1"),
+        msg("1452837460.000002", "Raise the IKE lifetime to 8h in the client profile",
+            user="U2"),
+        msg("1452837520.000003", "thanks, that worked!", user="U1"),
+        msg("1452859000.000004", "lunch order closes at noon", user="U3"),
+    ]}}, users=None)
+    cases, report = read(folder)
+    assert [(c.id, c.resolved, c.resolution) for c in cases] == [
+        ("slack:CGENERAL:1452837400.000001", True,
+         "Raise the IKE lifetime to 8h in the client profile")]
+    assert [m.text for m in cases[0].messages][-1] == "thanks, that worked!"
+    assert report.skipped["unthreaded message"] == 1
+
+
 def test_not_an_export(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=re.escape("neither channels.json nor groups.json")):

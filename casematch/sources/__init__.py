@@ -18,6 +18,8 @@ from casematch.errors import ConfigError, InputError
 from casematch.resolution import DEFAULT_RULES, ResolutionRules
 
 FORMATS = ("slack-export", "zendesk", "jsonl")
+# Threads passed over that a report keeps by id (the counts are always complete).
+MAX_PASSED_OVER = 10_000
 # Source type -> the file format it reads, or None for an API source (pulled incrementally).
 SOURCE_TYPES: Mapping[str, str | None] = {
     "slack-export": "slack-export",
@@ -56,9 +58,17 @@ class ReadReport:
     skipped: Counter[str] = field(default_factory=Counter)
     # Recoverable problems, each "file: what was wrong"; the rest of the source was read.
     problems: list[str] = field(default_factory=list)
+    # Threads or tickets that were read and judged not to be cases: (id, why, detail).
+    passed_over: list[tuple[str, str, str]] = field(default_factory=list)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] += count
+
+    def pass_over(self, case_id: str, reason: str, detail: str = "") -> None:
+        """A thread that is not a case, kept with its id for `--explain-skipped`."""
+        self.skip(reason)
+        if len(self.passed_over) < MAX_PASSED_OVER:
+            self.passed_over.append((case_id, reason, detail))
 
     def problem(self, path: str | Path, message: str) -> None:
         self.problems.append(f"{path}: {message}")

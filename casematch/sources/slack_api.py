@@ -206,10 +206,9 @@ class _Puller:
                                       ts=ts))
             case = thread_to_case(thread, channel_id=channel_id, channel_name=name,
                                   visibility=visibility, options=self.options,
-                                  users=self._users(thread))
-            if case is None:
+                                  users=self._users(thread), report=self.batch.report)
+            if case is None:  # not (or no longer) a case; the report says why
                 self.batch.deleted.append(case_id)
-                self.batch.report.skip("thread root missing, no problem text")
                 continue
             if not case.resolved:
                 still_open.add(ts)

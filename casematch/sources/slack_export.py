@@ -19,7 +19,15 @@ from typing import Any
 from casematch.cases import Case, Visibility
 from casematch.errors import InputError
 from casematch.sources import ReadOptions, ReadReport
-from casematch.sources.slack_threads import Thread, Workspace, thread_case, ts_key, user_name
+from casematch.sources.conversations import split_conversations
+from casematch.sources.slack_threads import (
+    Thread,
+    Workspace,
+    thread_case,
+    to_message,
+    ts_key,
+    user_name,
+)
 
 _DAY_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
 
@@ -192,25 +200,49 @@ def _channel_cases(
     # Exports name folders after channels; some tools use the id instead.
     folder = channel_name if export.day_files(channel_name) else channel_id
     threads = _collect(export, folder, report)
-    # Exports from before threads (2016) have none: every message stands alone, and only
-    # one someone marked as resolved is worth keeping.
-    threaded = any(t.replies for t in threads.values())
-    wanted = set(options.rules.reactions)
+    # Messages nobody answered in a thread: in exports from before threads (2016) and in
+    # channels that talk in the channel itself, conversations hide among them.
+    standalone = [ts for ts, t in threads.items() if not t.replies and t.root is not None]
+    alone = "no replies" if any(t.replies for t in threads.values()) else "unthreaded message"
+    for thread_ts, thread in _conversations(standalone, threads, workspace, options,
+                                            report, alone):
+        threads[thread_ts] = thread
     for thread_ts in sorted(threads, key=ts_key):
         thread = threads[thread_ts]
-        if not thread.replies:
-            if thread.root is None:
-                continue  # only skipped messages; already counted
-            reacted = any(r.get("name") in wanted for r in thread.root.get("reactions") or ()
-                          if isinstance(r, dict))
-            if threaded or not reacted:
-                report.skip("no replies" if threaded else "unthreaded message")
-                continue
-        case = thread_case(thread_ts, thread, channel, workspace, options)
-        if case is None:
-            report.skip("thread root missing, no problem text")
+        if thread.root is None and not thread.replies:
+            continue  # only skipped messages; already counted
+        case = thread_case(thread_ts, thread, channel, workspace, options, report)
+        if case is not None:
+            yield case
+
+
+def _conversations(
+    standalone: list[str], threads: dict[str, Thread], workspace: Workspace,
+    options: ReadOptions, report: ReadReport, alone: str,
+) -> Iterator[tuple[str, Thread]]:
+    """Conversations recovered from messages without a thread, each as one thread.
+
+    A message that stays alone is no case, unless someone marked it resolved (an old
+    export's way to keep a question whose answer lived elsewhere).
+    """
+    order = sorted(standalone, key=ts_key)
+    messages = [to_message(threads[ts].root or {}, workspace) for ts in order]
+    wanted = set(options.rules.reactions)
+    for group in split_conversations(messages):
+        members = [order[i] for i in group]
+        people = {messages[i].author_id or messages[i].author for i in group}
+        if len(group) > 1 and len(people) > 1:
+            merged = Thread(root=threads[members[0]].root)
+            for ts in members[1:]:
+                reply = threads.pop(ts).root
+                if reply is not None:
+                    merged.replies[ts] = reply
+            yield members[0], merged
             continue
-        yield case
+        for index in group:
+            if not wanted.intersection(messages[index].reactions):
+                report.skip(alone)
+                threads.pop(order[index])
 
 
 def read_slack_export(

@@ -15,8 +15,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from casematch.cases import Case, Message, Visibility
-from casematch.resolution import resolve_thread
-from casematch.sources import ReadOptions
+from casematch.resolution import SUPPORT, resolve_thread
+from casematch.sources import ReadOptions, ReadReport
 from casematch.text import attachments_to_text, blocks_to_text, slack_to_text
 
 # Housekeeping messages that are never part of a conversation.
@@ -132,8 +132,11 @@ def thread_case(
     channel: tuple[str, str, Visibility],
     workspace: Workspace,
     options: ReadOptions,
+    report: ReadReport,
 ) -> Case | None:
+    """The case a thread holds, or None (reported with why) when it is not a case."""
     channel_id, channel_name, visibility = channel
+    case_id = f"slack:{channel_id}:{thread_ts}"
     replies = [to_message(thread.replies[ts], workspace)
                for ts in sorted(thread.replies, key=ts_key)]
     if thread.root is not None:
@@ -145,11 +148,16 @@ def thread_case(
         root = Message(text="", author_id=thread.poster, created_at=ts_time(thread_ts),
                        ts=thread_ts)
         shown = replies
-    verdict = resolve_thread([root, *replies], options.rules)
+    verdict = resolve_thread([root, *replies], options.rules, channel=channel_name)
     if not verdict.problem:
+        report.pass_over(case_id, "thread root missing, no problem text")
+        return None
+    if verdict.kind != SUPPORT:
+        # Announcements, polls, welcome posts, bot notices: not cases, even with a check mark.
+        report.pass_over(case_id, f"not a support thread ({verdict.kind})", verdict.reason)
         return None
     return Case(
-        id=f"slack:{channel_id}:{thread_ts}",
+        id=case_id,
         source="slack",
         problem=verdict.problem,
         title=verdict.title,
@@ -172,6 +180,7 @@ def thread_to_case(
     visibility: Visibility | None = None,
     options: ReadOptions,
     users: Mapping[str, str] | None = None,
+    report: ReadReport | None = None,
 ) -> Case | None:
     """One thread as the Web API returns it (`conversations.replies`) -> a case, or None.
 
@@ -189,4 +198,5 @@ def thread_to_case(
         return None
     workspace = Workspace(users=dict(users or {}))
     channel = (channel_id, channel_name or channel_id, visibility or Visibility())
-    return thread_case(min(roots, key=ts_key), thread, channel, workspace, options)
+    return thread_case(min(roots, key=ts_key), thread, channel, workspace, options,
+                       report if report is not None else ReadReport())

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 from casematch.cases import PUBLIC, Case, Message, parse_datetime
 from casematch.errors import InputError
+from casematch.resolution import ticket_fix
 from casematch.sources import ReadOptions, ReadReport
 from casematch.text import html_to_text, strip_email_noise
 
@@ -357,9 +358,12 @@ def _ticket_case(
     status = ticket.get("status")
     resolved = status in RESOLVED_STATUSES
     # Only a solved ticket's last agent reply is "what fixed it"; an open ticket's is a
-    # question in progress. Never the problem message itself, never an internal note.
+    # question in progress. Never the problem message itself, never an internal note, and
+    # never a closing macro, survey or auto-reply: with no real answer the case is still
+    # found by its problem, with no resolution to show.
     answers = [m for m in public[1:] if is_agent(m.author_id)]
-    resolution = answers[-1].text if resolved and answers else ""
+    fix = ticket_fix(answers, options.rules) if resolved else None
+    resolution = answers[fix].text if fix is not None else ""
     resolved_at = None
     if resolved:
         metrics = _mapping(ticket.get("metric_set"))
