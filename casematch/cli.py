@@ -230,6 +230,28 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
         click.echo(render.eval_text(report))
 
 
+@cli.command("explain")
+@click.argument("case_id")
+@index_option
+@config_option
+@json_option
+@click.pass_context
+def explain_cmd(ctx: click.Context, case_id: str, index_path: Path | None, as_json: bool) -> None:
+    """Show why CASE_ID is a case and which message was chosen as its fix.
+
+    Each reply is listed with the evidence for it (a check mark, the asker's thanks right
+    after it, code, a version, a link) or the reason it was passed over (thanks, a
+    question, a meeting link). Rules come from [resolution] in casematch.toml.
+    """
+    from casematch.explain import explain
+
+    settings = _settings(ctx, index_path=index_path)
+    with CaseIndex.open(settings.index_path) as index:
+        result = explain(index, case_id, settings.resolution_rules)
+    click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if as_json
+               else render.explanation_text(result))
+
+
 @cli.command("stats")
 @index_option
 @config_option

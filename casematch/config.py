@@ -49,6 +49,9 @@ class Settings:
     slack_domain: str | None = None
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
     phrases: tuple[str, ...] = DEFAULT_PHRASES
+    # Extra thanks/confirmation phrases, and channels whose bot posts are cases.
+    gratitude: tuple[str, ...] = ()
+    bot_case_channels: tuple[str, ...] = ()
     include_internal_notes: bool = False
     # Keep unresolved cases in the index too (reindex); searches still suggest resolved ones.
     include_unresolved: bool = False
@@ -59,7 +62,9 @@ class Settings:
 
     @property
     def resolution_rules(self) -> ResolutionRules:
-        return ResolutionRules(reactions=self.reactions, phrases=self.phrases)
+        return ResolutionRules(reactions=self.reactions, phrases=self.phrases,
+                               gratitude=self.gratitude,
+                               bot_case_channels=self.bot_case_channels)
 
     @property
     def read_options(self) -> ReadOptions:
@@ -143,9 +148,12 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if "include_unresolved" in index:
         out["include_unresolved"] = bool(index.pop("include_unresolved"))
     resolution = data.pop("resolution", {})
-    for key in ("reactions", "phrases"):
+    for key in ("reactions", "phrases", "gratitude"):
         if key in resolution:
             out[key] = tuple(str(x) for x in resolution[key])
+    if "bot_case_channels" in resolution:
+        out["bot_case_channels"] = tuple(str(c).lstrip("#") for c in
+                                         resolution["bot_case_channels"])
     if "include_internal_notes" in resolution:
         out["include_internal_notes"] = bool(resolution["include_internal_notes"])
     slack = data.get("slack", {})

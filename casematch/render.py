@@ -202,3 +202,23 @@ def stats_text(stats: Mapping[str, Any]) -> str:
     lines += [f"  {name}: {count}"
               for name, count in sorted(stats["by_channel"].items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
+
+
+def explanation_text(explanation: Any) -> str:
+    """`casematch explain`'s report (`explain.Explanation`) for a terminal."""
+    verdict = "a resolved case" if explanation.is_case else "not a resolved case"
+    lines = [f"{explanation.case_id}: {verdict} ({explanation.kind})"]
+    if explanation.signals:
+        lines.append(f"Resolved by: {', '.join(explanation.signals)}")
+    if explanation.reason:
+        lines.append(f"Why: {explanation.reason}")
+    lines.append("")
+    for message in explanation.messages:
+        lines.append(f"[{message.index}] {message.role.upper():<11} {message.author}: "
+                     f"{message.excerpt}")
+        if message.evidence:
+            lines.append(f"      evidence: {', '.join(message.evidence)}"
+                         f" (score {message.score:.2f})")
+        if message.reason:
+            lines.append(f"      why not: {message.reason}")
+    return "\n".join(lines)

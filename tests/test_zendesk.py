@@ -274,3 +274,21 @@ def test_lone_non_utf8_file_raises(tmp_path: Path) -> None:
     path.write_bytes(b'{"tickets": [{"id": 1, "subject": "caf\xe9"}]}')
     with pytest.raises(InputError, match="not UTF-8"):
         read(path)
+
+
+def test_closing_macros_surveys_and_thanks_are_never_the_resolution(tmp_path: Path) -> None:
+    rows = [
+        {**ticket(1), "comments": [*conversation(1),
+                                   comment(16, AGENT, "Glad it works now!", minute=25),
+                                   comment(17, AGENT, "This ticket has been closed. How would "
+                                                      "you rate our support?", minute=30)]},
+        {**ticket(2), "comments": [
+            comment(21, REQUESTER, "Printer on floor 2 is offline"),
+            comment(22, AGENT, "Closing: resolution Fixed.", minute=5)]},
+    ]
+    cases, _ = read(write_ndjson(tmp_path / "t.ndjson", rows))
+    assert cases["zendesk:acme:1"].resolution == FIX
+    macro_only = cases["zendesk:acme:2"]
+    # Still found by its problem, but with no macro text shown as the fix.
+    assert macro_only.resolved and macro_only.resolution == ""
+    assert macro_only.problem == "Printer on floor 2 is offline"
