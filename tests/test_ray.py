@@ -149,6 +149,21 @@ def test_shipped_model_files_unpack_to_the_same_folder(tmp_path: Path) -> None:
     assert unpack_model(files, tmp_path) != first
 
 
+def test_a_model_that_is_not_a_local_folder_cannot_be_shipped() -> None:
+    from casematch.errors import ConfigError
+
+    class HubModel:  # the local side of a model known only by its hub name
+        name = "acme/support-minilm"
+        dimension = 384
+        runtime = "fp32"
+        batch_size = 16
+
+    encoder = RayEncoder(HubModel(), "ray://head:10001")  # type: ignore[arg-type]
+    assert encoder.ship_model  # joining a cluster ships by default
+    with pytest.raises(ConfigError, match=r"acme/support-minilm.*not a local folder"):
+        encoder.encode(["vpn drops"])
+
+
 def test_ray_address_reaches_the_settings_from_cli_and_config(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import casematch.sync.build as build

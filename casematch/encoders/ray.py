@@ -197,15 +197,22 @@ class RayEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
+        model_path = resolve_model_path(self.local.name)
+        if self.ship_model and not (Path(model_path) / "config.json").is_file():
+            raise ConfigError(f"model {self.local.name!r} is not a local folder, so it cannot be "
+                              "shipped to the Ray workers; download it to a folder and pass "
+                              "that folder as the model")
         connect(self.address, num_cpus=self.num_cpus)
         ray = _ray()
         import pyarrow as pa
 
+        # A CLI run shows its own progress bar; Ray Data's per-dataset notes are noise there.
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        model_path = resolve_model_path(self.local.name)
         if self.ship_model and not self._shipped:
+            # Held for this encoder's life: a restarted actor fetches the files again.
             self._shipped = [ray.put(model_files(Path(model_path)))]
         # Longest first, as the local encoder does within a call: each Ray batch then holds
         # texts of similar length, which pad little. The row number restores the order.
