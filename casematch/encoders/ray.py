@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 def _ray() -> Any:
     try:
         import ray
+
+        # Now rather than on first use: importing it sets up Ray Data's loggers (levels
+        # included), which `encode` then quiets.
+        import ray.data
     except ImportError as exc:
         raise MissingDependencyError(
             f"embedding on Ray needs ray ({exc}): pip install \"casematch[ray]\"") from exc
