@@ -48,6 +48,13 @@ def index_option(func: F) -> F:
     )(func)
 
 
+def ray_option(func: F) -> F:
+    return click.option(
+        "--ray", "ray_address", metavar="ADDRESS",
+        help="Embed on a Ray cluster: its address, 'auto' for the one this host is in, "
+             "'local' for a Ray started here (pip install \"casematch[ray]\").")(func)
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
@@ -94,18 +101,21 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @click.option("--slack-domain",
               help="Workspace domain for permalinks, e.g. acme or acme.slack.com.")
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
+@ray_option
 @json_option
 @click.pass_context
 def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | None,
               fmt: str | None, include_unresolved: bool, model: str | None,
-              slack_domain: str | None, full: bool, as_json: bool) -> None:
+              slack_domain: str | None, full: bool, ray_address: str | None,
+              as_json: bool) -> None:
     """Build (or refresh) an index from SOURCES: export folders, .zip, .json, .ndjson, .jsonl.
 
     The new index replaces the old one atomically; unchanged cases are not re-embedded.
     """
     from casematch.sync.build import build_index
 
-    settings = _settings(ctx, index_path=index_path, model=model, slack_domain=slack_domain)
+    settings = _settings(ctx, index_path=index_path, model=model, slack_domain=slack_domain,
+                         ray_address=ray_address)
     built = build_index(sources, settings, format=fmt, include_unresolved=include_unresolved,
                         full=full, progress=sys.stderr.isatty() and not as_json)
     if as_json:
@@ -279,9 +289,11 @@ Exit codes:
 @click.option("--full", is_flag=True,
               help="Ignore cursors, read every source whole and re-embed everything.")
 @click.option("--dry-run", is_flag=True, help="Read the sources and report; write nothing.")
+@ray_option
 @json_option
 @click.pass_context
-def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, as_json: bool) -> None:
+def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, ray_address: str | None,
+                as_json: bool) -> None:
     """Pull what changed from the [[sources]] of the config and swap in a new index.
 
     Meant for cron: only changed cases are embedded, the switch is atomic, a crash leaves
@@ -298,7 +310,7 @@ def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, as_json: bool) ->
             click.echo(f"\r\033[K{line}", err=True, nl=count is None)
 
     try:
-        settings = _settings(ctx)
+        settings = _settings(ctx, ray_address=ray_address)
         result = reindex(settings, full=full, dry_run=dry_run, progress=progress,
                          embed_progress=tty)
     except CasematchError as exc:

@@ -45,6 +45,9 @@ class Settings:
     # Encoder runtime: "auto" (bf16 on CPUs with native bf16, else ONNX Runtime where
     # installed, else fp32), "fp32", "bf16" or "onnx".
     runtime: str = "auto"
+    # Embed on a Ray cluster instead of in this process: its address, "auto" for the cluster
+    # this host belongs to, "local" for a Ray started here (`pip install "casematch[ray]"`).
+    ray_address: str | None = None
     # Workspace domain for Slack permalinks ("acme" -> https://acme.slack.com/archives/...).
     slack_domain: str | None = None
     reactions: tuple[str, ...] = DEFAULT_REACTIONS
@@ -142,7 +145,7 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
     index = data.pop("index", {})
     if "path" in index:
         out["index_path"] = base / str(index.pop("path"))
-    for key in ("model", "device", "batch_size", "runtime"):
+    for key in ("model", "device", "batch_size", "runtime", "ray_address"):
         if key in index:
             out[key] = index.pop(key)
     if "include_unresolved" in index:

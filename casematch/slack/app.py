@@ -21,7 +21,7 @@ from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
 from casematch.slack.responder import Responder
 from casematch.slack.settings import SlackSettings
-from casematch.slack.state import SlackState
+from casematch.slack.state import SlackState, open_state
 from casematch.slack.suggest import LiveIndex, Suggester
 from casematch.sources.slack_api import web_client as slack_web_client
 
@@ -50,7 +50,7 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     serve_queries_on_one_thread()  # a responder answers one short query at a time
     index = LiveIndex(slack.index_path, model=settings.model, encoder=encoder,
                       device=settings.device, runtime=settings.runtime)
-    state = SlackState.at_index(slack.index_path)
+    state = open_state(slack.state_url or slack.index_path)
     responder = Responder(slack, Suggester(index, slack), state,
                           Capturer(index, settings.read_options))
     app = App(

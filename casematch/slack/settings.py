@@ -36,6 +36,9 @@ class SlackSettings:
     # Where a case from a private channel may be shown (see README, "Privacy").
     private_cases: str = "own-channel"
     slash_command: str = "/casematch"
+    # Where claims, replies and votes live: "" for slack.sqlite at the index, or a
+    # postgresql:// URL that several responder processes share (password via PGPASSWORD).
+    state_url: str = field(default="", repr=False)
     settings: Settings = field(default_factory=Settings)
     bot_token: str = field(default="", repr=False)
     bot_token_env: str = "SLACK_BOT_TOKEN"
@@ -67,6 +70,7 @@ class SlackSettings:
                     "capture_reactions", settings.reactions)),
                 private_cases=private,
                 slash_command=str(table.get("slash_command", "/casematch")),
+                state_url=str(table.get("state_url", "")),
                 settings=settings,
                 bot_token=credentials.token,
                 bot_token_env=credentials.token_env,

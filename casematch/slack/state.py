@@ -156,3 +156,15 @@ class SlackState:
             return list(db.execute(
                 "SELECT query_id, query_text, case_id, verdict, user, at FROM feedback "
                 "ORDER BY at"))
+
+
+def open_state(where: str | Path) -> SlackState:
+    """The responder's state store: PostgreSQL for a `postgresql://` URL (`[slack]
+    state_url`, shared by several responder processes), else `slack.sqlite` in the index
+    folder `where`."""
+    text = str(where)
+    if text.startswith(("postgresql://", "postgres://")):
+        from casematch.slack.state_postgres import PostgresState
+
+        return PostgresState(text)
+    return SlackState.at_index(Path(where))

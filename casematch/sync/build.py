@@ -13,6 +13,7 @@ from casematch.errors import InputError
 from casematch.index import CaseIndex
 from casematch.sources import ReadReport, read_source
 from casematch.storage.writer import UpdateResult
+from casematch.sync.embedding import ray_encoder
 
 
 @dataclass
@@ -49,7 +50,7 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
             "no resolved cases: nothing to index (the existing index is unchanged; "
             "--include-unresolved indexes them anyway)")
     index, update = CaseIndex.build(
-        cases, settings.index_path, model=settings.model,
+        cases, settings.index_path, model=settings.model, encoder=ray_encoder(settings),
         include_unresolved=include_unresolved, reuse=not full, progress=progress,
         device=settings.device, runtime=settings.runtime, batch_size=settings.batch_size,
     )

@@ -29,6 +29,7 @@ from casematch.sources import SourceConfig, SyncBatch, pull
 from casematch.storage.generations import check_unlocked
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import SyncState
+from casematch.sync.embedding import ray_encoder
 
 # Exit codes of `casematch reindex` (cron wrappers rely on them; see `--help`).
 EXIT_INDEXED, EXIT_FAILED, EXIT_PARTIAL, EXIT_NOTHING, EXIT_LOCKED = 0, 1, 3, 4, 75
@@ -108,8 +109,9 @@ def reindex(
                           "examples/casematch.toml)")
     root = Path(settings.index_path)
     check_unlocked(root)  # fail before spending seconds loading the model
-    encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
-                                      batch_size=settings.batch_size, runtime=settings.runtime)
+    encoder = encoder or ray_encoder(settings) or load_encoder(
+        settings.model or "default", device=settings.device, batch_size=settings.batch_size,
+        runtime=settings.runtime)
     outcomes: list[SourceOutcome] = []
     try:
         with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,
