@@ -17,7 +17,7 @@ def test_example_config_loads() -> None:
     assert [s.type for s in settings.sources] == ["slack-export", "zendesk-export"]
     assert settings.sources[0].path == str(EXAMPLE.parent / "slack-export")
     assert settings.sources[0].label == "slack-export:slack-export"
-    assert settings.slack_domain == "acme"
+    assert settings.slack_domain == "acme-support"
 
 
 def write(tmp_path: Path, text: str) -> Path:
