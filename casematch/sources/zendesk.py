@@ -160,6 +160,19 @@ class _Collected:
             report.problem(where, "ticket has no id; skipped")
             report.skip("no ticket id")
             return
+        if isinstance(ticket["id"], bool) or not isinstance(ticket["id"], str | int):
+            report.problem(where, f"ticket id {str(ticket['id'])[:40]!r} is not a string or an "
+                                  "integer; ticket skipped, fix its id")
+            report.skip("invalid ticket id")
+            return
+        wrong = [k for k in ("subject", "raw_subject", "description", "status")
+                 if ticket.get(k) is not None and not isinstance(ticket[k], str)]
+        if wrong:
+            report.problem(where, f"ticket {ticket['id']}: {wrong[0]!r} is a "
+                                  f"{type(ticket[wrong[0]]).__name__}, not a string; ticket "
+                                  "skipped, fix the field")
+            report.skip("invalid ticket")
+            return
         key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
@@ -217,6 +230,10 @@ def _parse_json_or_ndjson(
     if file.suffix not in (".ndjson", ".jsonl"):
         try:
             return [(0, json.loads(text))] if text.strip() else []
+        except RecursionError:
+            report.problem(file, "invalid JSON: nested too deeply to be a Zendesk export; "
+                                 "file skipped")
+            return None
         except json.JSONDecodeError as whole:
             if not _looks_like_ndjson(text):
                 report.problem(f"{file}:{whole.lineno}",
@@ -231,6 +248,9 @@ def _parse_json_or_ndjson(
         except json.JSONDecodeError as exc:
             report.problem(f"{file}:{number}",
                            f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+            report.skip("invalid line")
+        except RecursionError:
+            report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line skipped")
             report.skip("invalid line")
     return values
 
@@ -252,7 +272,7 @@ def _looks_like_ndjson(text: str) -> bool:
 def _parses_as_object(line: str) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
 
 
