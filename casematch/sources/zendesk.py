@@ -102,7 +102,19 @@ class _Collected:
 
     def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool) -> None:
         try:
-            text = file.read_bytes().decode("utf-8-sig")
+            values = self._values(file, report)
+            kinds: set[str] = set()
+            count = 0
+            whole = False
+            # NDJSON is consumed line by line: only the tickets kept stay in memory.
+            for line, value in values:
+                count += 1
+                whole = whole or not line
+                where = f"{file}:{line}" if line else str(file)
+                kind = self._add_document(value, where, _comments_owner(file), report)
+                kinds.add(kind)
+                if kind == "unknown" and line and not side:
+                    report.problem(where, "not a ticket object; line skipped")
         except UnicodeDecodeError as exc:
             problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
             if alone:
@@ -114,24 +126,26 @@ class _Collected:
                 raise InputError(file, f"cannot read: {exc.strerror or exc}") from exc
             report.problem(file, f"cannot read: {exc.strerror or exc}")
             return
-        values = _parse_json_or_ndjson(text, file, report)
-        if values is None:
+        except _Unparsable:
             return
-        kinds = []
-        for line, value in values:
-            where = f"{file}:{line}" if line else str(file)
-            kinds.append(self._add_document(value, where, _comments_owner(file), report))
-            if kinds[-1] == "unknown" and line and not side:
-                report.problem(where, "not a ticket object; line skipped")
         # A file that holds no ticket at all is the wrong input, not a damaged one; in a
         # folder, a users-only or comments-only file under another name is fine.
         if "tickets" in kinds:
             return
         if alone and not side:
-            raise InputError(file, _EXPECTED if values else "empty file")
-        if "unknown" in kinds and not values[0][0]:
+            raise InputError(file, _EXPECTED if count else "empty file")
+        if "unknown" in kinds and whole:
             expected = "expected users, groups or comments" if side else _EXPECTED
             report.problem(file, f"{expected}; file skipped")
+
+    @staticmethod
+    def _values(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
+        if file.suffix in (".ndjson", ".jsonl"):
+            return _stream_ndjson(file, report)
+        values = _parse_json_or_ndjson(file.read_bytes().decode("utf-8-sig"), file, report)
+        if values is None:
+            raise _Unparsable
+        return iter(values)
 
     def _add_document(self, doc: Any, where: str, owner: str | None, report: ReadReport) -> str:
         kind = _document_kind(doc)
@@ -221,6 +235,35 @@ class _Collected:
                 report.skip("no description")
                 continue
             yield case
+
+
+class _Unparsable(Exception):
+    """A whole-document file that is not JSON (already reported)."""
+
+
+def _stream_ndjson(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each JSON line, read as it goes; bad lines are reported."""
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                report.problem(f"{file}:{number}", f"not UTF-8 text ({exc.reason} at byte "
+                                                   f"{exc.start}); line skipped")
+                report.skip("invalid line")
+                continue
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.problem(f"{file}:{number}",
+                               f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+                report.skip("invalid line")
+            except RecursionError:
+                report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line "
+                                                   "skipped")
+                report.skip("invalid line")
 
 
 def _parse_json_or_ndjson(

@@ -77,7 +77,10 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
     encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
                                       runtime=settings.runtime, batch_size=settings.batch_size)
     report = ReadReport()
-    newest = Newest()
+    # Two passes over the sources: the first finds each id's newest copy and keeps only its
+    # position, the second streams the winners into the writer, so a large export is never
+    # held in memory as cases.
+    newest = Newest(keep_cases=False)
     partial: list[str] = []
     keys: dict[str, str] = {}
     with IndexWriter(root, encoder, include_unresolved=include_unresolved,
@@ -97,8 +100,17 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
         if full and partial:
             raise InputError(partial[0], "not read completely, and --full rebuilds from the "
                                          "sources given; fix the problems above first")
-        for case in newest:
-            writer.upsert(case)
+        position = written = 0
+        for source in sources:
+            for case in read_source(source, format=format, options=settings.read_options,
+                                    report=ReadReport()):
+                if newest.wins(case, position):
+                    writer.upsert(case)
+                    written += 1
+                position += 1
+        if written != len(newest):
+            raise InputError(", ".join(map(str, sources)), "changed while it was being read; "
+                                                           "nothing was written, run again")
         given = set(keys.values())
         for source in sources:
             key = keys[str(source)]
@@ -144,6 +156,6 @@ def _check_something_to_index(sources: Sequence[str | Path], report: ReadReport,
         raise InputError(where, f"nothing could be read ({len(report.problems)} problems, "
                                 f"the first: {report.problems[0]}); the existing index is "
                                 "unchanged")
-    if not any(c.resolved for c in newest) and not include_unresolved:
+    if not report.resolved and not include_unresolved:
         raise InputError(where, "no resolved cases: nothing to index (the existing index is "
                                 "unchanged; --include-unresolved indexes them anyway)")

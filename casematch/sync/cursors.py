@@ -139,30 +139,46 @@ class Newest:
 
     Two overlapping exports, or one edited reply, give the same id twice; the copy with the
     latest message (then resolution, then creation) wins, and a tie goes to the later one.
+    With `keep_cases=False` only each winner's position in the stream is kept (a few bytes
+    per id), so that a large export can be read again and streamed into the writer.
     """
 
-    def __init__(self) -> None:
-        self._cases: dict[str, tuple[Case, str]] = {}
+    def __init__(self, *, keep_cases: bool = True) -> None:
+        self.keep_cases = keep_cases
+        # id -> (newness, position in the stream, content hash, the case when kept)
+        self._cases: dict[str, tuple[tuple[float, float, float], int, str, Case | None]] = {}
         self.by_source: dict[str, set[str]] = {}
+        self._position = 0
 
     def add(self, case: Case, source: str, report: ReadReport) -> None:
+        position = self._position
+        self._position += 1
         self.by_source.setdefault(source, set()).add(case.id)
+        newness, digest = _newness(case), case.content_hash()
         known = self._cases.get(case.id)
         if known is not None:
             report.duplicates.append(case.id)
-            if known[0] != case:
+            if known[2] != digest:
                 report.problem(source, f"case id {case.id!r} appears more than once with "
                                        "different content; the newest copy was kept",
                                lost=False)
-            if _newness(case) < _newness(known[0]):
+            if newness < known[0]:
                 return
-        self._cases[case.id] = (case, source)
+        self._cases[case.id] = (newness, position, digest,
+                                case if self.keep_cases else None)
+
+    def wins(self, case: Case, position: int) -> bool:
+        """True when `case`, at `position` of a second read of the stream, is the winner."""
+        known = self._cases.get(case.id)
+        return known is not None and known[1] == position and known[2] == case.content_hash()
 
     def __len__(self) -> int:
         return len(self._cases)
 
     def __iter__(self) -> Iterator[Case]:
-        return (case for case, _ in self._cases.values())
+        if not self.keep_cases:
+            raise TypeError("Newest(keep_cases=False) does not keep the cases")
+        return (entry[3] for entry in self._cases.values() if entry[3] is not None)
 
     @property
     def ids(self) -> set[str]:
