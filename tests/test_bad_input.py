@@ -334,3 +334,21 @@ def test_only_casematch_errors_escape_the_cli_on_the_corpus(tmp_path: Path,
         assert result.exit_code in (0, 1, 3), (path, result.output)
         if result.exception and not isinstance(result.exception, SystemExit):
             assert isinstance(result.exception, CasematchError), (path, result.exception)
+
+
+def test_one_odd_record_skips_itself_not_the_source(tmp_path: Path) -> None:
+    odd = reply("1699000120.000300", "1699000100.000100", "me too", reactions=5)
+    export = write_export(tmp_path / "export", {"swarm": {"2023-11-02": [
+        *GOOD_DAY, root("1699000100.000100", "Badge reader rejects my card"), odd]}})
+    report = ReadReport()
+    assert [c.id for c in read_source(export, report=report)] == [
+        "slack:CSWARM:1699000000.000100"]
+    assert report.partial and "thread 1699000100.000100: unusable" in report.problems[0]
+
+    tickets = tmp_path / "tickets.json"
+    tickets.write_text(json.dumps({"tickets": [
+        {"id": 1, "subject": "x", "description": "y", "status": "solved"},
+        {"id": 2, "subject": "x", "description": "y", "status": "solved", "tags": 5}]}))
+    report = ReadReport()
+    assert [c.id for c in read_source(tickets, report=report)] == ["zendesk:zendesk:1"]
+    assert "ticket zendesk:2: unusable ticket" in report.problems[0]

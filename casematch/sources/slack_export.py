@@ -172,7 +172,9 @@ def _load_workspace(export: _Export, report: ReadReport) -> Workspace:
                 continue
             cid, cname = str(entry["id"]), str(entry.get("name") or entry["id"])
             private = name == "groups.json" or bool(entry.get("is_private"))
-            members = tuple(str(m) for m in entry.get("members") or ()) if private else ()
+            listed = entry.get("members")
+            members = tuple(str(m) for m in listed) if private and isinstance(listed, list) \
+                else ()
             workspace.channels[cid] = cname
             workspace.listing.append((cid, cname, Visibility(private, members)))
     if export.exists("users.json"):
@@ -281,7 +283,15 @@ def _channel_cases(
             if threaded or not reacted:
                 report.skip("no replies" if threaded else "unthreaded message")
                 continue
-        case = thread_case(thread_ts, thread, channel, workspace, options)
+        try:
+            case = thread_case(thread_ts, thread, channel, workspace, options)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # One thread with a field of an unexpected shape: skip it, read the rest.
+            report.problem(export.label(folder), f"thread {thread_ts}: unusable "
+                                                 f"({type(exc).__name__}: {str(exc)[:80]}); "
+                                                 "skipped, fix the messages")
+            report.skip("invalid thread")
+            continue
         if case is None:
             report.skip("thread root missing, no problem text")
             continue

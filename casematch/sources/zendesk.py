@@ -230,7 +230,14 @@ class _Collected:
             merged = dict(self.comments.get(str(ticket["id"]), {}))
             _merge_comments(merged, ticket.get("comments"))
             comments = list(merged.values())
-            case = _ticket_case(key, ticket, comments, self, options)
+            try:
+                case = _ticket_case(key, ticket, comments, self, options)
+            except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+                # One ticket with a field of an unexpected shape: skip it, read the rest.
+                report.problem(f"ticket {key}", f"unusable ticket ({type(exc).__name__}: "
+                                                f"{str(exc)[:80]}); skipped, fix the ticket")
+                report.skip("invalid ticket")
+                continue
             if case is None:
                 report.skip("no description")
                 continue
