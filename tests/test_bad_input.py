@@ -352,3 +352,19 @@ def test_one_odd_record_skips_itself_not_the_source(tmp_path: Path) -> None:
     report = ReadReport()
     assert [c.id for c in read_source(tickets, report=report)] == ["zendesk:zendesk:1"]
     assert "ticket zendesk:2: unusable ticket" in report.problems[0]
+
+
+def test_streamed_ndjson_keeps_the_newest_copy_of_a_ticket(tmp_path: Path) -> None:
+    def ticket(subject: str, updated: str) -> str:
+        return json.dumps({"id": 1, "subject": subject, "description": "Login loops",
+                           "status": "solved", "updated_at": updated}) + "\n"
+
+    path = tmp_path / "tickets.ndjson"
+    path.write_text(ticket("newest", "2026-03-01T00:00:00Z") + "not json\n"
+                    + ticket("older, later in the file", "2026-01-01T00:00:00Z"),
+                    encoding="utf-8")
+    report = ReadReport()
+    [case] = read_source(path, report=report)
+    assert case.title == "newest"
+    assert report.problems == [f"{path}:2: invalid JSON (Expecting value, column 1); "
+                               "line skipped"]

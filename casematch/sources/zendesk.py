@@ -57,8 +57,9 @@ def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Ite
     collected = _Collected()
     for file in side_files:
         collected.read_file(file, report, alone=False, side=True)
-    for file in ticket_files:
-        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False)
+    for number, file in enumerate(ticket_files):
+        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False,
+                            number=number)
     yield from collected.cases(options, report)
 
 
@@ -94,13 +95,25 @@ class _Collected:
     """Everything read from the files, before any case is built."""
 
     # "<subdomain>:<ticket id>" -> latest ticket object; insertion order = first seen.
-    tickets: dict[str, Json] = field(default_factory=dict)
+    tickets: dict[str, Json | _Ref] = field(default_factory=dict)
     users: dict[str, Json] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     # ticket id -> comment id -> comment, so the same comment from two files counts once.
     comments: dict[str, dict[str, Json]] = field(default_factory=dict)
+    # NDJSON ticket files are not held in memory: a ticket there is kept as a `_Ref` and
+    # read again, alone, when its case is built. (file number, line) while reading one.
+    streamed: dict[int, Path] = field(default_factory=dict)
+    _position: tuple[int, int] | None = None
+    _ordinal: int = 0
+    # The second reading: (file, line, ordinal) -> key of the tickets to pick up.
+    _replay: dict[tuple[int, int, int], str] | None = None
+    _found: list[tuple[str, Json]] = field(default_factory=list)
 
-    def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool) -> None:
+    def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool,
+                  number: int = -1) -> None:
+        stream = not side and number >= 0 and file.suffix in (".ndjson", ".jsonl")
+        if stream:
+            self.streamed[number] = file
         try:
             values = self._values(file, report)
             kinds: set[str] = set()
@@ -111,6 +124,7 @@ class _Collected:
                 count += 1
                 whole = whole or not line
                 where = f"{file}:{line}" if line else str(file)
+                self._position, self._ordinal = ((number, line) if stream else None), 0
                 kind = self._add_document(value, where, _comments_owner(file), report)
                 kinds.add(kind)
                 if kind == "unknown" and line and not side:
@@ -128,6 +142,8 @@ class _Collected:
             return
         except _Unparsable:
             return
+        finally:
+            self._position = None
         # A file that holds no ticket at all is the wrong input, not a damaged one; in a
         # folder, a users-only or comments-only file under another name is fine.
         if "tickets" in kinds:
@@ -166,6 +182,10 @@ class _Collected:
         return kind
 
     def _add_ticket(self, ticket: Any, where: str, report: ReadReport) -> None:
+        spot = None
+        if self._position is not None:
+            spot = (*self._position, self._ordinal)
+            self._ordinal += 1
         if not isinstance(ticket, dict):
             report.problem(where, "ticket is not a JSON object; skipped")
             report.skip("invalid ticket")
@@ -188,11 +208,15 @@ class _Collected:
             report.skip("invalid ticket")
             return
         key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
+        if self._replay is not None:
+            if spot is not None and self._replay.get(spot) == key:
+                self._found.append((key, ticket))
+            return
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
         # equal or missing timestamps the later occurrence wins, as it would in the API.
-        if previous is None or not _is_older(ticket, previous):
-            self.tickets[key] = ticket
+        if previous is None or not _is_older(_updated(ticket), _updated(previous)):
+            self.tickets[key] = ticket if spot is None else _Ref(_updated(ticket), *spot)
 
     def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
         for user in _objects(doc.get("users")):
@@ -222,26 +246,48 @@ class _Collected:
         _merge_comments(self.comments.setdefault(ticket_id, {}), comments)
 
     def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
+        refs = {}
         for key, ticket in self.tickets.items():
-            if ticket.get("status") == "deleted":
-                report.skip("deleted")
-                continue
-            # Side-loaded comments plus those embedded in the (newest) ticket object.
-            merged = dict(self.comments.get(str(ticket["id"]), {}))
-            _merge_comments(merged, ticket.get("comments"))
-            comments = list(merged.values())
-            try:
-                case = _ticket_case(key, ticket, comments, self, options)
-            except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-                # One ticket with a field of an unexpected shape: skip it, read the rest.
-                report.problem(f"ticket {key}", f"unusable ticket ({type(exc).__name__}: "
-                                                f"{str(exc)[:80]}); skipped, fix the ticket")
-                report.skip("invalid ticket")
-                continue
-            if case is None:
-                report.skip("no description")
-                continue
-            yield case
+            if isinstance(ticket, _Ref):
+                refs[(ticket.file, ticket.line, ticket.ordinal)] = key
+            else:
+                yield from self._case(key, ticket, options, report)
+        if not refs:
+            return
+        # The newest copy of each streamed ticket, read again one line at a time.
+        self._replay = refs
+        try:
+            for number, file in self.streamed.items():
+                for line, value in _stream_ndjson(file, ReadReport()):
+                    self._position, self._ordinal = (number, line), 0
+                    self._add_document(value, "", _comments_owner(file), ReadReport())
+                    found, self._found = self._found, []
+                    for key, ticket in found:
+                        yield from self._case(key, ticket, options, report)
+        finally:
+            self._replay, self._position = None, None
+
+    def _case(self, key: str, ticket: Json, options: ReadOptions,
+              report: ReadReport) -> Iterator[Case]:
+        if ticket.get("status") == "deleted":
+            report.skip("deleted")
+            return
+        # Side-loaded comments plus those embedded in the (newest) ticket object.
+        merged = dict(self.comments.get(str(ticket["id"]), {}))
+        _merge_comments(merged, ticket.get("comments"))
+        comments = list(merged.values())
+        try:
+            case = _ticket_case(key, ticket, comments, self, options)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # One ticket with a field of an unexpected shape: skip it, read the rest.
+            report.problem(f"ticket {key}", f"unusable ticket ({type(exc).__name__}: "
+                                            f"{str(exc)[:80]}); skipped, fix the ticket")
+            report.skip("invalid ticket")
+            return
+        if case is None:
+            report.skip("no description")
+            return
+        yield case
 
 
 class _Unparsable(Exception):
@@ -371,8 +417,21 @@ def _date(value: Any) -> datetime | None:
         return None
 
 
-def _is_older(new: Json, old: Json) -> bool:
-    new_at, old_at = _date(new.get("updated_at")), _date(old.get("updated_at"))
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """Where the newest copy of a ticket sits in a streamed NDJSON file."""
+
+    updated_at: datetime | None
+    file: int
+    line: int
+    ordinal: int
+
+
+def _updated(ticket: Json | _Ref) -> datetime | None:
+    return ticket.updated_at if isinstance(ticket, _Ref) else _date(ticket.get("updated_at"))
+
+
+def _is_older(new_at: datetime | None, old_at: datetime | None) -> bool:
     return new_at is not None and old_at is not None and new_at < old_at
 
 
