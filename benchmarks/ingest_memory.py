@@ -69,6 +69,36 @@ def child(count: int) -> None:
                           "baseline_mb": round(baseline / 1024), "peak_mb": round(peak / 1024)}))
 
 
+def rerun(count: int, tree: str, repeats: int) -> None:
+    """Seconds of an unchanged re-run of `casematch index`, with the casematch in `tree`."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, tree)
+    from conftest import FakeEncoder
+
+    import casematch.index
+    from casematch.config import Settings
+    from casematch.sync.build import build_index
+
+    # Trees from before build_index took an encoder load it through casematch.index.
+    casematch.index.load_encoder = lambda *a, **k: FakeEncoder()  # type: ignore[assignment]
+    kwargs: dict[str, object] = {}
+    if "encoder" in build_index.__code__.co_varnames:
+        kwargs["encoder"] = FakeEncoder()
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "tickets.ndjson"
+        generate(source, count)
+        settings = Settings.load(env={}, index_path=Path(scratch) / "idx")
+        build_index([source], settings, **kwargs)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            built = build_index([source], settings, **kwargs)
+            times.append(time.perf_counter() - started)
+            assert built.update.unchanged == count and not built.update.changed
+        print(json.dumps({"tree": tree, "cases": count,
+                          "rerun_s": round(statistics.median(times), 3)}))
+
+
 def open_cost(count: int, repeats: int) -> dict[str, float]:
     """Median time of Generation.open with and without the new consistency checks."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -107,17 +137,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rerun-child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--compare-tree",
+                        help="Also time an unchanged re-run with the casematch in this folder "
+                             "(e.g. an unpacked older commit), side by side with this one.")
+    parser.add_argument("--rerun-cases", type=int, default=20_000)
     parser.add_argument("--open-cases", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
+    if args.rerun_child:
+        rerun(int(args.rerun_child[0]), args.rerun_child[1], 3)
+        return
     for size in args.sizes:
         done = subprocess.run([sys.executable, __file__, "--child", str(size)], check=True,
                               capture_output=True, text=True)
         print(done.stdout.strip().splitlines()[-1], flush=True)
-    print(json.dumps(open_cost(args.open_cases, args.repeats)))
+    print(json.dumps(open_cost(args.open_cases, args.repeats)), flush=True)
+    if args.compare_tree:
+        for _ in range(2):  # alternated, so load on the machine hits both alike
+            for tree in (args.compare_tree, str(ROOT)):
+                done = subprocess.run([sys.executable, __file__, "--rerun-child",
+                                       str(args.rerun_cases), tree], check=True,
+                                      capture_output=True, text=True)
+                print(done.stdout.strip().splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":
