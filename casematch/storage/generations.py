@@ -86,7 +86,7 @@ class Generation:
 # How far a stored unit vector's inner product may stray from [-1, 1] through 16-bit codes.
 _SCORE_SLACK = 0.01
 # Vectors whose norm is checked when a generation opens (evenly spread, all when fewer).
-_NORM_SAMPLE = 512
+_NORM_SAMPLE = 64
 
 
 def _check_consistent(folder: Path, manifest: dict[str, Any], raw: Any, store: CaseStore,

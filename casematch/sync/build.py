@@ -76,10 +76,28 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
             raise InputError(source, "no such file or directory")
     encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
                                       runtime=settings.runtime, batch_size=settings.batch_size)
+    # Cases stream into the writer as they are read, so a large export is never held in
+    # memory. An id given twice needs its newest copy: then the run starts over and reads
+    # the sources twice, first to find each id's newest copy, then to write the winners.
+    try:
+        return _build(sources, settings, encoder, format=format, full=full,
+                      include_unresolved=include_unresolved, progress=progress, prune=prune,
+                      max_delete_ratio=max_delete_ratio, two_pass=False)
+    except _Duplicates:
+        return _build(sources, settings, encoder, format=format, full=full,
+                      include_unresolved=include_unresolved, progress=progress, prune=prune,
+                      max_delete_ratio=max_delete_ratio, two_pass=True)
+
+
+class _Duplicates(Exception):
+    """A one-pass run met an id twice: it is thrown away and redone in two passes."""
+
+
+def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, *,
+           format: str | None, include_unresolved: bool, full: bool, progress: bool,
+           prune: bool, max_delete_ratio: float, two_pass: bool) -> BuildResult:
+    root = Path(settings.index_path)
     report = ReadReport()
-    # Two passes over the sources: the first finds each id's newest copy and keeps only its
-    # position, the second streams the winners into the writer, so a large export is never
-    # held in memory as cases.
     newest = Newest(keep_cases=False)
     partial: list[str] = []
     keys: dict[str, str] = {}
@@ -93,6 +111,10 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
             for case in read_source(source, format=format, options=settings.read_options,
                                     report=part):
                 newest.add(case, key, part)
+                if not two_pass:
+                    if part.duplicates:
+                        raise _Duplicates
+                    writer.upsert(case)
             if part.partial:
                 partial.append(str(source))
             report.merge(part)
@@ -101,14 +123,14 @@ def build_index(sources: Sequence[str | Path], settings: Settings, *, format: st
             raise InputError(partial[0], "not read completely, and --full rebuilds from the "
                                          "sources given; fix the problems above first")
         position = written = 0
-        for source in sources:
+        for source in sources if two_pass else ():
             for case in read_source(source, format=format, options=settings.read_options,
                                     report=ReadReport()):
                 if newest.wins(case, position):
                     writer.upsert(case)
                     written += 1
                 position += 1
-        if written != len(newest):
+        if two_pass and written != len(newest):
             raise InputError(", ".join(map(str, sources)), "changed while it was being read; "
                                                            "nothing was written, run again")
         given = set(keys.values())
