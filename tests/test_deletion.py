@@ -228,3 +228,29 @@ def test_reindex_exits_zero_when_nothing_changed_unless_asked(
     detailed = CliRunner().invoke(cli, ["reindex", "--config", str(config),
                                         "--detailed-exitcode"])
     assert detailed.exit_code == 4
+
+
+def test_full_rebuild_keeps_other_sources_unless_pruned(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    a = write_jsonl(tmp_path / "a.jsonl", range(3), prefix="a")
+    b = write_jsonl(tmp_path / "b.jsonl", range(2), prefix="b")
+    build_index([a], settings, encoder=FakeEncoder())
+    build_index([b], settings, encoder=FakeEncoder())
+    with pytest.raises(InputError, match="holds 3 cases of other sources"):
+        build_index([b], settings, encoder=FakeEncoder(), full=True)
+    assert len(case_ids(tmp_path / "idx")) == 5
+    done = build_index([b], settings, encoder=FakeEncoder(), full=True, prune=True)
+    assert (done.pruned, done.update.embedded) == (3, 2)
+    assert case_ids(tmp_path / "idx") == {"b0", "b1"}
+
+
+def test_a_full_reindex_with_a_half_read_source_writes_nothing(tmp_path: Path) -> None:
+    write_export(tmp_path / "export", {"support-swarm": slack_days(3)})
+    settings = settings_for(tmp_path, EXPORT_CONFIG)
+    first = reindex(settings, encoder=FakeEncoder())
+    (tmp_path / "export" / "support-swarm" / "2023-11-02.json").write_text("[")
+    full = reindex(settings, encoder=FakeEncoder(), full=True)
+    assert (full.status, full.exit_code) == ("failed", 1)
+    assert "a --full run needs every source read whole" in full.sources[0].error
+    assert (tmp_path / "idx" / "CURRENT").read_text().strip() == first.update.generation
+    assert len(case_ids(tmp_path / "idx")) == 3
