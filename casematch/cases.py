@@ -7,9 +7,11 @@ that point at them. All three are frozen so they can be cached and shared freely
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +79,9 @@ class Case:
 
     def content_hash(self) -> str:
         """Changes exactly when the text the index depends on changes."""
-        return hashlib.sha256(self.search_text().encode("utf-8")).hexdigest()[:32]
+        # surrogatepass: a case that escaped cleaning still hashes instead of crashing a run.
+        text = self.search_text().encode("utf-8", "surrogatepass")
+        return hashlib.sha256(text).hexdigest()[:32]
 
     def to_dict(self) -> dict[str, Any]:
         return case_to_dict(self)
@@ -156,6 +160,66 @@ def first_sentence(text: str, limit: int = 120) -> str:
     return line
 
 
+# ---- cleaning text from the outside world ----------------------------------------------
+
+# Lone UTF-16 surrogates (a truncated emoji) cannot be stored or encoded as UTF-8; C0 control
+# characters other than tab and newlines, and DEL, only garble text. Both are dropped.
+_UNSAFE = re.compile(r"[\ud800-\udfff\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """`text` without lone surrogates and control characters, and how many were removed."""
+    cleaned, count = _UNSAFE.subn("", text)
+    return cleaned, count
+
+
+def _clean_value(value: Any) -> tuple[Any, int]:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, tuple | list):
+        items = [_clean_value(v) for v in value]
+        return type(value)(v for v, _ in items), sum(n for _, n in items)
+    if isinstance(value, Mapping):
+        pairs = [(_clean_value(k), _clean_value(v)) for k, v in value.items()]
+        return ({k: v for (k, _), (v, _) in pairs},
+                sum(a + b for (_, a), (_, b) in pairs))
+    if isinstance(value, Message | Visibility):
+        return _clean_fields(value)
+    return value, 0
+
+
+def _clean_fields(obj: Any) -> tuple[Any, int]:
+    changes: dict[str, Any] = {}
+    total = 0
+    for f in fields(obj):
+        value, count = _clean_value(getattr(obj, f.name))
+        if count:
+            changes[f.name] = value
+            total += count
+    return (dataclasses.replace(obj, **changes) if changes else obj), total
+
+
+def _strings(case: Case) -> Iterator[str]:
+    yield from (case.id, case.problem, case.source, case.title, case.resolution, case.url,
+                case.channel, case.hidden_text, *case.tags, *case.visibility.members)
+    for message in case.messages:
+        yield from (message.text, message.author, message.author_id, message.ts,
+                    *message.reactions)
+
+
+def clean_case(case: Case) -> tuple[Case, int]:
+    """`case` with every text field cleaned (see `clean_text`), and the characters removed."""
+    # Nearly every case is clean: look before rebuilding anything (this runs on every case
+    # of every run, unchanged ones included).
+    if not any(not isinstance(text, str) or _UNSAFE.search(text) for text in _strings(case)):
+        if not case.extra:
+            return case, 0
+        extra, count = _clean_value(case.extra)
+        return (dataclasses.replace(case, extra=extra) if count else case), count
+    cleaned, count = _clean_fields(case)
+    return cleaned, count
+
+
 # ---- the neutral JSONL case format -------------------------------------------------------
 
 
@@ -229,12 +293,27 @@ def case_from_dict(data: Mapping[str, Any], *, id_prefix: str = "") -> Case:
     for key in ("id", "problem"):
         if key not in data or data[key] in (None, ""):
             raise ValueError(f"missing required field {key!r}")
-    if not isinstance(data["problem"], str):
-        raise ValueError("field 'problem' must be a string")
+    if isinstance(data["id"], bool) or not isinstance(data["id"], str | int):
+        raise ValueError(f"field 'id' must be a string or an integer, not {data['id']!r:.40}")
+    for key in ("problem", "resolution", "title", "hidden_text", "url", "channel", "source"):
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise ValueError(f"field {key!r} must be a string, not "
+                             f"{type(data[key]).__name__} (case {data['id']})")
+    if "resolved" in data and data["resolved"] is not None \
+            and not isinstance(data["resolved"], bool):
+        raise ValueError(f"field 'resolved' must be true or false, not {data['resolved']!r:.40} "
+                         f"(case {data['id']})")
     resolution = str(data.get("resolution") or "")
     visibility = data.get("visibility") or {}
     if isinstance(visibility, str):
         visibility = {"private": visibility == "private"}
+    if not isinstance(visibility, Mapping):
+        raise ValueError(f"field 'visibility' must be an object (case {data['id']})")
+    raw_messages = data.get("messages") or ()
+    if not isinstance(raw_messages, list | tuple) or not all(
+            isinstance(m, Mapping) and isinstance(m.get("text", ""), str) for m in raw_messages):
+        raise ValueError(f"field 'messages' must be a list of objects with a string 'text' "
+                         f"(case {data['id']})")
     messages = tuple(
         Message(
             text=str(m.get("text", "")),
@@ -246,7 +325,7 @@ def case_from_dict(data: Mapping[str, Any], *, id_prefix: str = "") -> Case:
             reactions=tuple(m.get("reactions", ())),
             ts=str(m.get("ts", "")),
         )
-        for m in data.get("messages") or ()
+        for m in raw_messages
     )
     return Case(
         id=f"{id_prefix}{data['id']}",
@@ -254,7 +333,7 @@ def case_from_dict(data: Mapping[str, Any], *, id_prefix: str = "") -> Case:
         title=str(data.get("title") or ""),
         problem=data["problem"],
         resolution=resolution,
-        resolved=bool(data.get("resolved", bool(resolution))),
+        resolved=data["resolved"] if isinstance(data.get("resolved"), bool) else bool(resolution),
         url=str(data.get("url") or ""),
         created_at=parse_datetime(data.get("created_at")),
         resolved_at=parse_datetime(data.get("resolved_at")),

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from casematch import render
-from casematch.cases import Filters, parse_datetime
+from casematch.cases import Filters, clean_text, parse_datetime
 from casematch.config import Settings
 from casematch.errors import CasematchError
 from casematch.index import CaseIndex, serve_queries_on_one_thread
@@ -102,33 +102,72 @@ def cli(ctx: click.Context, config: Path | None) -> None:
               help="Workspace domain for permalinks, e.g. acme or acme.slack.com.")
 @click.option("--full", is_flag=True, help="Re-embed everything instead of reusing vectors.")
 @ray_option
+@click.option("--prune", is_flag=True,
+              help="Make the index exactly SOURCES: remove cases of sources not given.")
+@click.option("--max-delete-ratio", type=click.FloatRange(0, 1), default=0.2,
+              show_default=True,
+              help="Refuse to delete more than this share of one source's cases (1: no limit).")
+@click.option("--explain-skipped", is_flag=True,
+              help="List the threads that were read but not taken as cases, and why.")
 @json_option
 @click.pass_context
 def index_cmd(ctx: click.Context, sources: tuple[Path, ...], index_path: Path | None,
               fmt: str | None, include_unresolved: bool, model: str | None,
-              slack_domain: str | None, full: bool, ray_address: str | None,
-              as_json: bool) -> None:
-    """Build (or refresh) an index from SOURCES: export folders, .zip, .json, .ndjson, .jsonl.
+              slack_domain: str | None, full: bool, prune: bool, max_delete_ratio: float,
+              ray_address: str | None, explain_skipped: bool, as_json: bool) -> None:
+    """Add SOURCES to an index: export folders, .zip, .json, .ndjson, .jsonl.
 
-    The new index replaces the old one atomically; unchanged cases are not re-embedded.
+    Each source's cases are tracked: a source that lost cases since the last run loses
+    them in the index too (only when it was read completely), and cases of sources not
+    given stay unless --prune. The new index replaces the old one atomically; unchanged
+    cases are not re-embedded. Exit codes: 0 indexed, 1 failed, 3 partial (a source was
+    not read completely; nothing of it was deleted), 75 locked.
     """
+    from casematch.errors import IndexLockedError
     from casematch.sync.build import build_index
+    from casematch.sync.reindex import EXIT_LOCKED, EXIT_PARTIAL
 
     settings = _settings(ctx, index_path=index_path, model=model, slack_domain=slack_domain,
                          ray_address=ray_address)
-    built = build_index(sources, settings, format=fmt, include_unresolved=include_unresolved,
-                        full=full, progress=sys.stderr.isatty() and not as_json)
+    try:
+        built = build_index(sources, settings, format=fmt,
+                            include_unresolved=include_unresolved, full=full, prune=prune,
+                            max_delete_ratio=max_delete_ratio,
+                            progress=sys.stderr.isatty() and not as_json)
+    except IndexLockedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(EXIT_LOCKED)
+    code = EXIT_PARTIAL if built.status == "partial" else 0
     if as_json:
         click.echo(json.dumps(built.to_dict(), indent=2))
-        return
+        ctx.exit(code)
     click.echo("\n".join(render.read_summary(built.read)))
+    if explain_skipped:
+        click.echo("\n".join(render.passed_over(built.read.passed_over)))
     for line in render.problems(built.read.problems):
         click.echo(line, err=True)
+    if built.read.cleaned:
+        click.echo(f"Cleaned {built.read.cleaned} invalid characters (lone surrogates, "
+                   "control characters) from the text.", err=True)
     click.echo(render.update_summary(built.update, built.path))
+    if prune:
+        click.echo(f"Pruned {built.pruned} cases of sources not given.")
+    for source in built.partial_sources:
+        click.echo(f"Partial: {source} was not read completely; none of its cases was "
+                   "deleted.", err=True)
+    ctx.exit(code)
+
+
+def _stdin_text() -> str:
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin.read()
+    return bytes(buffer.read()).decode("utf-8", "surrogateescape")
 
 
 def _read_query(text: str) -> str:
-    query = sys.stdin.read() if text == "-" else text
+    # Undecodable bytes (from argv or stdin) arrive as lone surrogates: drop them.
+    query = clean_text(_stdin_text() if text == "-" else text)[0]
     if not query.strip():
         raise click.UsageError("the case text is empty")
     return query
@@ -281,19 +320,26 @@ Exit codes:
   1   failed: nothing was written (bad config, every source failed,
       or a --full run where a source failed)
   2   usage error
-  3   partial: a source failed (see its error); the others were indexed
-      and the failed one is retried from its old cursor next time
-  4   nothing to do: every source was read and nothing changed
+  3   partial: a source failed (see its error) or was not read
+      completely; the others were indexed, none of its cases was deleted,
+      and a failed one is retried from its old cursor next time
+  4   nothing to do (only with --detailed-exitcode; else 0): every
+      source was read and nothing changed
   75  locked: another reindex is writing this index; try again later""")
 @config_option
 @click.option("--full", is_flag=True,
               help="Ignore cursors, read every source whole and re-embed everything.")
 @click.option("--dry-run", is_flag=True, help="Read the sources and report; write nothing.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 4 instead of 0 when nothing changed.")
+@click.option("--max-delete-ratio", type=click.FloatRange(0, 1), default=0.2,
+              show_default=True,
+              help="Keep a source's cases when it would lose more than this share (1: no limit).")
 @ray_option
 @json_option
 @click.pass_context
-def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, ray_address: str | None,
-                as_json: bool) -> None:
+def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, detailed_exitcode: bool,
+                max_delete_ratio: float, ray_address: str | None, as_json: bool) -> None:
     """Pull what changed from the [[sources]] of the config and swap in a new index.
 
     Meant for cron: only changed cases are embedded, the switch is atomic, a crash leaves
@@ -312,7 +358,7 @@ def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, ray_address: str 
     try:
         settings = _settings(ctx, ray_address=ray_address)
         result = reindex(settings, full=full, dry_run=dry_run, progress=progress,
-                         embed_progress=tty)
+                         embed_progress=tty, max_delete_ratio=max_delete_ratio)
     except CasematchError as exc:
         locked = isinstance(exc, IndexLockedError)
         code = EXIT_LOCKED if locked else EXIT_FAILED
@@ -334,7 +380,7 @@ def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, ray_address: str 
         click.echo(f"{verb} {settings.index_path} {update.generation}: added {update.added}, "
                    f"updated {update.updated}, deleted {update.deleted}, unchanged "
                    f"{update.unchanged}; embedded {update.embedded} in {result.seconds:.1f} s")
-    ctx.exit(result.exit_code)
+    ctx.exit(result.detailed_exit_code if detailed_exitcode else result.exit_code)
 
 
 @cli.group("slack")

@@ -160,6 +160,14 @@ def read_summary(report: Any) -> list[str]:
     return lines
 
 
+def passed_over(items: Sequence[tuple[str, str, str]]) -> list[str]:
+    """`--explain-skipped`: each thread read but not taken as a case, with why."""
+    if not items:
+        return ["No thread was passed over."]
+    return [f"Passed over {case_id}: {why}" + (f" ({detail})" if detail else "")
+            for case_id, why, detail in items]
+
+
 def problems(found: Sequence[str], limit: int = 10) -> list[str]:
     """At most `limit` problem lines, then a count of the rest."""
     lines = [f"Problem: {problem}" for problem in found[:limit]]

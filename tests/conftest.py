@@ -13,6 +13,22 @@ import pytest
 
 from casematch.cases import Case
 
+try:
+    from hypothesis import HealthCheck
+    from hypothesis import settings as hypothesis_settings
+except ImportError:  # the dev extra is not installed: tests/test_fuzz.py skips itself
+    pass
+else:
+    # "ci" (the default): a fixed seed and a small budget, so every run tries the same
+    # examples quickly. "long" (`pytest --hypothesis-profile=long tests/test_fuzz.py`):
+    # many more random examples, to run by hand.
+    _fuzz = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+    hypothesis_settings.register_profile("ci", max_examples=20, derandomize=True,
+                                         print_blob=True, **_fuzz)  # type: ignore[arg-type]
+    hypothesis_settings.register_profile("long", max_examples=1000,
+                                         **_fuzz)  # type: ignore[arg-type]
+    hypothesis_settings.load_profile("ci")
+
 
 class FakeEncoder:
     """Bag of hashed words: deterministic, instant, and similar texts share words.

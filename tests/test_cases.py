@@ -80,8 +80,9 @@ def test_bad_lines_are_reported_and_the_rest_read(tmp_path: Path) -> None:
                     '{"id": "c", "problem": "three"}\n', encoding="utf-8")
     report = ReadReport()
     assert [c.id for c in read_jsonl(path, report=report)] == ["a", "c"]
-    assert report.problems == [f"{path}:2: invalid JSON (Expecting value, column 1)",
-                               f"{path}:4: missing required field 'problem'"]
+    assert report.problems == [
+        f"{path}:2: invalid JSON (Expecting value, column 1); fix or remove the line",
+        f"{path}:4: missing required field 'problem'; fix or remove the line"]
 
 
 def test_non_utf8_jsonl_names_the_file(tmp_path: Path) -> None:

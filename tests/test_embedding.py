@@ -156,7 +156,7 @@ def test_casematch_index_encodes_with_the_configured_device_runtime_and_batch_si
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    import casematch.index
+    import casematch.sync.build
     from casematch.cli import cli
 
     seen: dict[str, object] = {}
@@ -165,7 +165,7 @@ def test_casematch_index_encodes_with_the_configured_device_runtime_and_batch_si
         seen.update(kwargs)
         return FakeEncoder()
 
-    monkeypatch.setattr(casematch.index, "load_encoder", fake_load_encoder)
+    monkeypatch.setattr(casematch.sync.build, "load_encoder", fake_load_encoder)
     monkeypatch.delenv("CASEMATCH_INDEX", raising=False)
     cases = tmp_path / "cases.jsonl"
     cases.write_text('{"id": "1", "problem": "printer jam", "resolution": "fuser"}\n',

@@ -74,3 +74,24 @@ def test_configured_gratitude_reaches_the_rules(tmp_path: Path) -> None:
                       'bot_case_channels = ["#alerts"]\n', encoding="utf-8")
     rules = Settings.load(config, env={}).resolution_rules
     assert rules.gratitude == ("sorted, cheers",) and rules.bot_case_channels == ("alerts",)
+
+
+def test_index_explain_skipped_lists_what_was_not_taken(tmp_path: Path,
+                                                        monkeypatch: object) -> None:
+    import casematch.sync.build
+
+    export = write_export(tmp_path / "export", {"help": {"2023-11-15": [
+        root("1700090000.000100", "OLake Workers v0.3.6 Released! Highlights: faster CDC",
+             replies=1),
+        reply("1700090001.000100", "1700090000.000100", "congrats team!", user="U2"),
+        root(T0, "Printer on floor 2 jams after the update", replies=1),
+        reply("1700000001.000100", T0, "Open tray B and reseat the fuser; fixed on ours",
+              user="U2", reactions=reaction("white_check_mark")),
+    ]}})
+    monkeypatch.setattr(casematch.sync.build, "load_encoder",  # type: ignore[attr-defined]
+                        lambda *a, **k: FakeEncoder())
+    result = CliRunner().invoke(cli, ["index", str(export), "--index", str(tmp_path / "idx"),
+                                      "--explain-skipped"])
+    assert result.exit_code == 0, result.output
+    assert ("Passed over slack:CHELP:1700090000.000100: not a support thread (announcement)"
+            in result.output)

@@ -61,7 +61,8 @@ def test_export_reindex_is_incremental_and_sees_deletions(tmp_path: Path, config
     assert second.update.embedded == 1 and "Reboot the router" in encoder.encoded[0]
 
     third = reindex(settings, encoder=FakeEncoder())
-    assert (third.status, third.exit_code, third.update.embedded) == ("nothing-to-do", 4, 0)
+    assert (third.status, third.exit_code, third.update.embedded) == ("nothing-to-do", 0, 0)
+    assert third.detailed_exit_code == 4
     assert third.update.generation == second.update.generation  # no new generation
 
 
@@ -97,7 +98,9 @@ def test_cli_json_summary_and_exit_codes(config: Path, monkeypatch: pytest.Monke
     assert code == 0 and payload["added"] == 6 and payload["status"] == "indexed"
     assert {"added", "updated", "deleted", "unchanged", "embedded", "seconds"} <= set(payload)
     code, out, err = run_cli(["reindex", "--config", str(config)], monkeypatch)
-    assert code == 4 and "added 0, updated 0, deleted 0, unchanged 6; embedded 0" in out
+    assert code == 0 and "added 0, updated 0, deleted 0, unchanged 6; embedded 0" in out
+    code, _, _ = run_cli(["reindex", "--config", str(config), "--detailed-exitcode"], monkeypatch)
+    assert code == 4
     assert "\033[K" not in err  # progress only on a terminal, never in cron mail
     code, out, _ = run_cli(["reindex", "--help"], monkeypatch)
     assert "75  locked" in out and "4   nothing to do" in out

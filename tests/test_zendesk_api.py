@@ -68,7 +68,7 @@ def test_incremental_export_pages_comments_and_cursor(tmp_path: Path,
     assert not zendesk.paths("/api/v2/tickets/1/")  # unchanged ticket: not even fetched
 
     third = reindex(settings, encoder=FakeEncoder())
-    assert third.status == "nothing-to-do" and third.exit_code == 4
+    assert third.status == "nothing-to-do" and third.detailed_exit_code == 4
 
 
 def test_429_waits_for_retry_after(tmp_path: Path, zendesk: FakeZendesk) -> None:

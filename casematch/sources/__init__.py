@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casematch.cases import Case
-from casematch.errors import ConfigError, InputError
+from casematch.cases import Case, clean_case
+from casematch.errors import CasematchError, ConfigError, InputError
 from casematch.resolution import DEFAULT_RULES, ResolutionRules
 
 FORMATS = ("slack-export", "zendesk", "jsonl")
@@ -60,6 +60,13 @@ class ReadReport:
     problems: list[str] = field(default_factory=list)
     # Threads or tickets that were read and judged not to be cases: (id, why, detail).
     passed_over: list[tuple[str, str, str]] = field(default_factory=list)
+    # True once anything that may hold cases (a file, a line, a message) could not be read:
+    # such a source is not a full snapshot, so nothing may be deleted on its account.
+    partial: bool = False
+    # Lone surrogates and control characters removed from the text of the cases read.
+    cleaned: int = 0
+    # Ids seen more than once; the newest copy was kept.
+    duplicates: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] += count
@@ -70,8 +77,20 @@ class ReadReport:
         if len(self.passed_over) < MAX_PASSED_OVER:
             self.passed_over.append((case_id, reason, detail))
 
-    def problem(self, path: str | Path, message: str) -> None:
+    def problem(self, path: str | Path, message: str, *, lost: bool = True) -> None:
+        """Record a problem; `lost=False` when no case can have been lost by it."""
         self.problems.append(f"{path}: {message}")
+        self.partial = self.partial or lost
+
+    def merge(self, other: ReadReport) -> None:
+        self.read += other.read
+        self.resolved += other.resolved
+        self.skipped.update(other.skipped)
+        self.problems += other.problems
+        self.partial = self.partial or other.partial
+        self.cleaned += other.cleaned
+        self.duplicates += other.duplicates
+        self.passed_over += other.passed_over[:MAX_PASSED_OVER - len(self.passed_over)]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -79,6 +98,11 @@ class ReadReport:
             "resolved": self.resolved,
             "skipped": dict(self.skipped),
             "problems": list(self.problems),
+            "partial": self.partial,
+            "cleaned_characters": self.cleaned,
+            "duplicate_ids": list(self.duplicates[:20]),
+            "passed_over": [{"id": i, "reason": why, "detail": detail}
+                            for i, why, detail in self.passed_over],
         }
 
 
@@ -134,6 +158,10 @@ def detect_format(path: Path) -> str:
     if path.is_dir():
         if (path / "channels.json").exists() or (path / "groups.json").exists():
             return "slack-export"
+        if any(path.glob("*/[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9].json")):
+            # Channel folders of day files: a Slack export that lost its channel list.
+            raise InputError(path, "looks like a Slack export, but has no channels.json or "
+                                   "groups.json at its top level; restore the channel list")
         if any(path.glob("*.jsonl")) or any(path.glob("*.ndjson")) or any(path.glob("*.json")):
             return "zendesk"
         raise InputError(path, "folder is neither a Slack export (no channels.json) nor "
@@ -173,10 +201,22 @@ def read_source(
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     cases = _reader(fmt)(path, options=options, report=report)
-    for case in cases:
-        report.read += 1
-        report.resolved += case.resolved
-        yield case
+    try:
+        for case in cases:
+            case, removed = clean_case(case)
+            report.cleaned += removed
+            report.read += 1
+            report.resolved += case.resolved
+            yield case
+    except CasematchError:
+        raise
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+            RecursionError, OverflowError, MemoryError) as exc:
+        # A reader met content it did not expect: still one clear line, never a traceback.
+        report.partial = True
+        raise InputError(path, f"cannot read this {fmt} source ({type(exc).__name__}: "
+                               f"{str(exc)[:120]}); check the file, or report it as a bug"
+                         ) from exc
 
 
 Reader = Callable[..., Iterator[Case]]

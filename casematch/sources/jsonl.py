@@ -30,7 +30,8 @@ def read_jsonl(path: str | Path, *, options: ReadOptions | None = None,
                     continue
                 try:
                     yield case_from_dict(json.loads(line))
-                except (ValueError, TypeError, AttributeError) as exc:
+                except (ValueError, TypeError, AttributeError, OverflowError, OSError,
+                        RecursionError) as exc:
                     report.problem(f"{path}:{number}", _describe(exc))
                     report.skip("invalid line")
         except UnicodeDecodeError as exc:
@@ -39,8 +40,12 @@ def read_jsonl(path: str | Path, *, options: ReadOptions | None = None,
 
 def _describe(exc: Exception) -> str:
     if isinstance(exc, json.JSONDecodeError):
-        return f"invalid JSON ({exc.msg}, column {exc.colno})"
-    return str(exc)
+        return f"invalid JSON ({exc.msg}, column {exc.colno}); fix or remove the line"
+    if isinstance(exc, RecursionError):
+        return "invalid JSON: nested too deeply; fix or remove the line"
+    if isinstance(exc, ValueError):
+        return f"{exc}; fix or remove the line"
+    return f"unusable value ({exc}); fix or remove the line"
 
 
 def write_jsonl(cases: Iterable[Case], path: str | Path) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from casematch.cases import Case, Visibility
+from casematch.cases import Case, Message, Visibility
 from casematch.errors import InputError
 from casematch.sources import ReadOptions, ReadReport
 from casematch.sources.conversations import split_conversations
@@ -27,9 +27,14 @@ from casematch.sources.slack_threads import (
     to_message,
     ts_key,
     user_name,
+    valid_ts,
 )
 
 _DAY_FILE = re.compile(r"\d{4}-\d{2}-\d{2}\.json")
+# A zip member is decompressed whole into memory: a day file or channel list above this, or
+# one that expands more than MAX_RATIO times, is a damaged or hostile archive, not an export.
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_RATIO = 200
 
 
 # ---- the export container: a folder or a zip, read one member at a time ------------------
@@ -55,12 +60,24 @@ class _Export:
             names = [n for n in self._zip.namelist() if not n.startswith("__MACOSX/")]
         except (zipfile.BadZipFile, OSError) as exc:
             raise InputError(path, f"cannot open the zip ({exc}); download it again") from exc
+        self._check_sizes()
         self._prefix = _zip_prefix(names)
         for name in names:
             relative = name[len(self._prefix):] if name.startswith(self._prefix) else name
             folder, _, base = relative.rpartition("/")
             if folder and "/" not in folder and _DAY_FILE.fullmatch(base):
                 self._folders.setdefault(folder, []).append(base)
+
+    def _check_sizes(self) -> None:
+        assert self._zip is not None
+        for info in self._zip.infolist():
+            ratio = info.file_size / max(info.compress_size, 1)
+            if info.file_size > MAX_MEMBER_BYTES or (ratio > MAX_RATIO and
+                                                     info.file_size > 1024 * 1024):
+                raise InputError(self.path, f"member {info.filename!r} expands to "
+                                            f"{info.file_size} bytes ({ratio:.0f}x): more than "
+                                            f"{MAX_MEMBER_BYTES} bytes or {MAX_RATIO}x is not "
+                                            "a Slack export; unpack it and check the file")
 
     def close(self) -> None:
         if self._zip is not None:
@@ -82,6 +99,7 @@ class _Export:
         return True
 
     def day_files(self, folder: str) -> list[str]:
+        """The day files of a channel folder. Raises OSError when the folder is unreadable."""
         if self._zip is None:
             directory = self.path / folder
             if not directory.is_dir():
@@ -97,7 +115,11 @@ class _Export:
             if self._zip is None:
                 raw = (self.path / relative).read_bytes()
             else:
-                raw = self._zip.read(self._prefix + relative)
+                with self._zip.open(self._prefix + relative) as member:
+                    # The header's size can lie: never read past the cap.
+                    raw = member.read(MAX_MEMBER_BYTES + 1)
+                if len(raw) > MAX_MEMBER_BYTES:
+                    raise ValueError(f"expands past {MAX_MEMBER_BYTES} bytes; not a day file")
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ValueError(f"corrupt zip member ({exc})") from exc
         except OSError as exc:
@@ -109,6 +131,8 @@ class _Export:
         except json.JSONDecodeError as exc:
             raise ValueError(f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
                              ) from exc
+        except RecursionError as exc:
+            raise ValueError("invalid JSON: nested too deeply to be a Slack export file") from exc
 
 
 def _zip_prefix(names: list[str]) -> str:
@@ -139,19 +163,28 @@ def _load_workspace(export: _Export, report: ReadReport) -> Workspace:
                                                  "its channel list") from exc
         if not isinstance(entries, list):
             raise InputError(export.label(name), "expected a JSON list of channels")
+        if not entries:
+            report.problem(export.label(name), "lists no channels; nothing was read from "
+                                               "it (nothing is deleted on its account)")
         for entry in entries:
-            if not isinstance(entry, dict) or not entry.get("id"):
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str | int) \
+                    or isinstance(entry.get("id"), bool) or entry.get("id") == "":
+                report.problem(export.label(name), f"a channel entry without a usable id was "
+                                                   f"skipped: {str(entry)[:60]}")
                 continue
             cid, cname = str(entry["id"]), str(entry.get("name") or entry["id"])
             private = name == "groups.json" or bool(entry.get("is_private"))
-            members = tuple(str(m) for m in entry.get("members") or ()) if private else ()
+            listed = entry.get("members")
+            members = tuple(str(m) for m in listed) if private and isinstance(listed, list) \
+                else ()
             workspace.channels[cid] = cname
             workspace.listing.append((cid, cname, Visibility(private, members)))
     if export.exists("users.json"):
         try:
             users = export.read_json("users.json")
         except ValueError as exc:
-            report.problem(export.label("users.json"), f"{exc}; showing user ids instead")
+            report.problem(export.label("users.json"), f"{exc}; showing user ids instead",
+                           lost=False)
             users = []
         for user in users if isinstance(users, list) else ():
             if isinstance(user, dict) and user.get("id"):
@@ -162,7 +195,14 @@ def _load_workspace(export: _Export, report: ReadReport) -> Workspace:
 def _collect(export: _Export, folder: str, report: ReadReport) -> dict[str, Thread]:
     """Group every message of one channel by thread, across all its day files."""
     threads: dict[str, Thread] = {}
-    for relative in export.day_files(folder):
+    try:
+        day_files = export.day_files(folder)
+    except OSError as exc:
+        report.problem(export.label(folder), f"cannot read the channel folder "
+                                             f"({exc.strerror or exc}); fix its permissions")
+        report.skip("unreadable channel folder")
+        return threads
+    for relative in day_files:
         try:
             day = export.read_json(relative)
         except ValueError as exc:
@@ -173,7 +213,7 @@ def _collect(export: _Export, folder: str, report: ReadReport) -> dict[str, Thre
             report.problem(export.label(relative), "invalid JSON: expected a list of messages")
             report.skip("unreadable day file")
             continue
-        for raw in day:
+        for number, raw in enumerate(day):
             if not isinstance(raw, dict):
                 report.skip("not a message")
                 continue
@@ -181,12 +221,34 @@ def _collect(export: _Export, folder: str, report: ReadReport) -> dict[str, Thre
                 report.problem(export.label(relative), "a message without 'ts' was skipped")
                 report.skip("no ts")
                 continue
+            wrong = _wrong_field(raw)
+            if wrong:
+                report.problem(export.label(relative), f"message {number}: {wrong}; "
+                                                       "message skipped, fix or remove it")
+                report.skip("invalid message")
+                continue
             ts = str(raw["ts"])
             thread_ts = str(raw.get("thread_ts") or ts)
             skipped = threads.setdefault(thread_ts, Thread()).add(raw, ts, thread_ts)
             if skipped:
                 report.skip(skipped)
     return threads
+
+
+def _wrong_field(raw: dict[str, Any]) -> str:
+    """Why a message's fields cannot be used ('' when they can)."""
+    for key in ("ts", "thread_ts"):
+        if key in raw and raw[key] is not None and not valid_ts(raw[key]):
+            return f"{key!r} is {str(raw[key])[:40]!r}, not a positive Slack timestamp"
+    if raw.get("text") is not None and not isinstance(raw["text"], str):
+        return f"'text' is a {type(raw['text']).__name__}, not a string"
+    return ""
+
+
+def _safe_folder(name: str) -> bool:
+    # Channel names come from channels.json: never let one point outside the export.
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") \
+        and not Path(name).is_absolute() and ":" not in name
 
 
 def _channel_cases(
@@ -197,8 +259,17 @@ def _channel_cases(
     report: ReadReport,
 ) -> Iterator[Case]:
     channel_id, channel_name, _ = channel
+    if not _safe_folder(channel_name) or not _safe_folder(channel_id):
+        report.problem(export.label("channels.json"), f"channel {channel_name[:60]!r} "
+                                                      "is not a folder name inside the export; "
+                                                      "channel skipped")
+        report.skip("unsafe channel name")
+        return
     # Exports name folders after channels; some tools use the id instead.
-    folder = channel_name if export.day_files(channel_name) else channel_id
+    try:
+        folder = channel_name if export.day_files(channel_name) else channel_id
+    except OSError:
+        folder = channel_name  # _collect reports it
     threads = _collect(export, folder, report)
     # Messages nobody answered in a thread: in exports from before threads (2016) and in
     # channels that talk in the channel itself, conversations hide among them.
@@ -211,9 +282,25 @@ def _channel_cases(
         thread = threads[thread_ts]
         if thread.root is None and not thread.replies:
             continue  # only skipped messages; already counted
-        case = thread_case(thread_ts, thread, channel, workspace, options, report)
+        try:
+            case = thread_case(thread_ts, thread, channel, workspace, options, report)
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # One thread with a field of an unexpected shape: skip it, read the rest.
+            report.problem(export.label(folder), f"thread {thread_ts}: unusable "
+                                                 f"({type(exc).__name__}: {str(exc)[:80]}); "
+                                                 "skipped, fix the messages")
+            report.skip("invalid thread")
+            continue
         if case is not None:
             yield case
+
+
+def _message_or_blank(raw: dict[str, Any], ts: str, workspace: Workspace) -> Message:
+    # A message of an odd shape joins no conversation; thread_case reports it on its own.
+    try:
+        return to_message(raw, workspace)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        return Message(text="", ts=ts)
 
 
 def _conversations(
@@ -226,7 +313,7 @@ def _conversations(
     export's way to keep a question whose answer lived elsewhere).
     """
     order = sorted(standalone, key=ts_key)
-    messages = [to_message(threads[ts].root or {}, workspace) for ts in order]
+    messages = [_message_or_blank(threads[ts].root or {}, ts, workspace) for ts in order]
     wanted = set(options.rules.reactions)
     for group in split_conversations(messages):
         members = [order[i] for i in group]

@@ -41,6 +41,8 @@ class Workspace:
 def user_name(user: Mapping[str, Any]) -> str:
     """The display name Slack shows for a user object (users.json, users.list, a message)."""
     profile = user.get("profile") or user.get("user_profile") or {}
+    if not isinstance(profile, Mapping):
+        profile = {}
     return str(profile.get("display_name") or profile.get("real_name")
                or user.get("real_name") or user.get("name") or "")
 
@@ -49,9 +51,23 @@ def ts_key(ts: Any) -> Decimal:
     """A Slack ts as a number to sort and compare by (0 when it is not one)."""
     # Decimal, not float: 16 significant digits sit at the edge of float precision.
     try:
-        return Decimal(str(ts))
+        value = Decimal(str(ts))
     except (InvalidOperation, ValueError):
         return Decimal(0)
+    # NaN does not order; infinities and NaN would break a sort.
+    return value if value.is_finite() else Decimal(0)
+
+
+def valid_ts(ts: Any) -> bool:
+    """A Slack ts is a finite positive number, as a string ("1700000000.000100") or a number."""
+    if isinstance(ts, bool) or not isinstance(ts, str | int | float):
+        return False
+    try:
+        value = Decimal(str(ts).strip())
+    except (InvalidOperation, ValueError):
+        return False
+    # Beyond year 9999 no datetime holds it; Slack's own ts are about 1.7e9.
+    return value.is_finite() and 0 < value < Decimal("253402300799")
 
 
 def ts_time(ts: str) -> datetime | None:
@@ -63,7 +79,8 @@ def ts_time(ts: str) -> datetime | None:
 
 def raw_text(raw: Mapping[str, Any]) -> str:
     """A message's mrkdwn, from `text` or else its blocks/attachments (bot posts), + files."""
-    text = str(raw.get("text") or "")
+    value = raw.get("text")
+    text = value if isinstance(value, str) else ""
     if not text.strip() and isinstance(raw.get("blocks"), list):
         text = blocks_to_text(raw["blocks"])
     if not text.strip() and isinstance(raw.get("attachments"), list):
@@ -77,7 +94,9 @@ def raw_text(raw: Mapping[str, Any]) -> str:
 def to_message(raw: Mapping[str, Any], workspace: Workspace) -> Message:
     ts = str(raw["ts"])
     author_id = str(raw.get("user") or raw.get("bot_id") or "")
-    bot = raw.get("bot_profile") or {}
+    bot = raw.get("bot_profile")
+    if not isinstance(bot, Mapping):
+        bot = {}
     author = (workspace.users.get(author_id) or user_name(raw)
               or str(raw.get("username") or bot.get("name") or author_id))
     return Message(

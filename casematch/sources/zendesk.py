@@ -58,8 +58,9 @@ def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Ite
     collected = _Collected()
     for file in side_files:
         collected.read_file(file, report, alone=False, side=True)
-    for file in ticket_files:
-        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False)
+    for number, file in enumerate(ticket_files):
+        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False,
+                            number=number)
     yield from collected.cases(options, report)
 
 
@@ -95,15 +96,40 @@ class _Collected:
     """Everything read from the files, before any case is built."""
 
     # "<subdomain>:<ticket id>" -> latest ticket object; insertion order = first seen.
-    tickets: dict[str, Json] = field(default_factory=dict)
+    tickets: dict[str, Json | _Ref] = field(default_factory=dict)
     users: dict[str, Json] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     # ticket id -> comment id -> comment, so the same comment from two files counts once.
     comments: dict[str, dict[str, Json]] = field(default_factory=dict)
+    # NDJSON ticket files are not held in memory: a ticket there is kept as a `_Ref` and
+    # read again, alone, when its case is built. (file number, line) while reading one.
+    streamed: dict[int, Path] = field(default_factory=dict)
+    _position: tuple[int, int] | None = None
+    _ordinal: int = 0
+    # The second reading: (file, line, ordinal) -> key of the tickets to pick up.
+    _replay: dict[tuple[int, int, int], str] | None = None
+    _found: list[tuple[str, Json]] = field(default_factory=list)
 
-    def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool) -> None:
+    def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool,
+                  number: int = -1) -> None:
+        stream = not side and number >= 0 and file.suffix in (".ndjson", ".jsonl")
+        if stream:
+            self.streamed[number] = file
         try:
-            text = file.read_bytes().decode("utf-8-sig")
+            values = self._values(file, report)
+            kinds: set[str] = set()
+            count = 0
+            whole = False
+            # NDJSON is consumed line by line: only the tickets kept stay in memory.
+            for line, value in values:
+                count += 1
+                whole = whole or not line
+                where = f"{file}:{line}" if line else str(file)
+                self._position, self._ordinal = ((number, line) if stream else None), 0
+                kind = self._add_document(value, where, _comments_owner(file), report)
+                kinds.add(kind)
+                if kind == "unknown" and line and not side:
+                    report.problem(where, "not a ticket object; line skipped")
         except UnicodeDecodeError as exc:
             problem = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
             if alone:
@@ -115,24 +141,28 @@ class _Collected:
                 raise InputError(file, f"cannot read: {exc.strerror or exc}") from exc
             report.problem(file, f"cannot read: {exc.strerror or exc}")
             return
-        values = _parse_json_or_ndjson(text, file, report)
-        if values is None:
+        except _Unparsable:
             return
-        kinds = []
-        for line, value in values:
-            where = f"{file}:{line}" if line else str(file)
-            kinds.append(self._add_document(value, where, _comments_owner(file), report))
-            if kinds[-1] == "unknown" and line and not side:
-                report.problem(where, "not a ticket object; line skipped")
+        finally:
+            self._position = None
         # A file that holds no ticket at all is the wrong input, not a damaged one; in a
         # folder, a users-only or comments-only file under another name is fine.
         if "tickets" in kinds:
             return
         if alone and not side:
-            raise InputError(file, _EXPECTED if values else "empty file")
-        if "unknown" in kinds and not values[0][0]:
+            raise InputError(file, _EXPECTED if count else "empty file")
+        if "unknown" in kinds and whole:
             expected = "expected users, groups or comments" if side else _EXPECTED
             report.problem(file, f"{expected}; file skipped")
+
+    @staticmethod
+    def _values(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
+        if file.suffix in (".ndjson", ".jsonl"):
+            return _stream_ndjson(file, report)
+        values = _parse_json_or_ndjson(file.read_bytes().decode("utf-8-sig"), file, report)
+        if values is None:
+            raise _Unparsable
+        return iter(values)
 
     def _add_document(self, doc: Any, where: str, owner: str | None, report: ReadReport) -> str:
         kind = _document_kind(doc)
@@ -153,6 +183,10 @@ class _Collected:
         return kind
 
     def _add_ticket(self, ticket: Any, where: str, report: ReadReport) -> None:
+        spot = None
+        if self._position is not None:
+            spot = (*self._position, self._ordinal)
+            self._ordinal += 1
         if not isinstance(ticket, dict):
             report.problem(where, "ticket is not a JSON object; skipped")
             report.skip("invalid ticket")
@@ -161,12 +195,29 @@ class _Collected:
             report.problem(where, "ticket has no id; skipped")
             report.skip("no ticket id")
             return
+        if isinstance(ticket["id"], bool) or not isinstance(ticket["id"], str | int):
+            report.problem(where, f"ticket id {str(ticket['id'])[:40]!r} is not a string or an "
+                                  "integer; ticket skipped, fix its id")
+            report.skip("invalid ticket id")
+            return
+        wrong = [k for k in ("subject", "raw_subject", "description", "status")
+                 if ticket.get(k) is not None and not isinstance(ticket[k], str)]
+        if wrong:
+            report.problem(where, f"ticket {ticket['id']}: {wrong[0]!r} is a "
+                                  f"{type(ticket[wrong[0]]).__name__}, not a string; ticket "
+                                  "skipped, fix the field")
+            report.skip("invalid ticket")
+            return
         key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
+        if self._replay is not None:
+            if spot is not None and self._replay.get(spot) == key:
+                self._found.append((key, ticket))
+            return
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
         # equal or missing timestamps the later occurrence wins, as it would in the API.
-        if previous is None or not _is_older(ticket, previous):
-            self.tickets[key] = ticket
+        if previous is None or not _is_older(_updated(ticket), _updated(previous)):
+            self.tickets[key] = ticket if spot is None else _Ref(_updated(ticket), *spot)
 
     def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
         for user in _objects(doc.get("users")):
@@ -196,19 +247,77 @@ class _Collected:
         _merge_comments(self.comments.setdefault(ticket_id, {}), comments)
 
     def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
+        refs = {}
         for key, ticket in self.tickets.items():
-            if ticket.get("status") == "deleted":
-                report.skip("deleted")
-                continue
-            # Side-loaded comments plus those embedded in the (newest) ticket object.
-            merged = dict(self.comments.get(str(ticket["id"]), {}))
-            _merge_comments(merged, ticket.get("comments"))
-            comments = list(merged.values())
+            if isinstance(ticket, _Ref):
+                refs[(ticket.file, ticket.line, ticket.ordinal)] = key
+            else:
+                yield from self._case(key, ticket, options, report)
+        if not refs:
+            return
+        # The newest copy of each streamed ticket, read again one line at a time.
+        self._replay = refs
+        try:
+            for number, file in self.streamed.items():
+                for line, value in _stream_ndjson(file, ReadReport()):
+                    self._position, self._ordinal = (number, line), 0
+                    self._add_document(value, "", _comments_owner(file), ReadReport())
+                    found, self._found = self._found, []
+                    for key, ticket in found:
+                        yield from self._case(key, ticket, options, report)
+        finally:
+            self._replay, self._position = None, None
+
+    def _case(self, key: str, ticket: Json, options: ReadOptions,
+              report: ReadReport) -> Iterator[Case]:
+        if ticket.get("status") == "deleted":
+            report.skip("deleted")
+            return
+        # Side-loaded comments plus those embedded in the (newest) ticket object.
+        merged = dict(self.comments.get(str(ticket["id"]), {}))
+        _merge_comments(merged, ticket.get("comments"))
+        comments = list(merged.values())
+        try:
             case = _ticket_case(key, ticket, comments, self, options)
-            if case is None:
-                report.skip("no description")
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # One ticket with a field of an unexpected shape: skip it, read the rest.
+            report.problem(f"ticket {key}", f"unusable ticket ({type(exc).__name__}: "
+                                            f"{str(exc)[:80]}); skipped, fix the ticket")
+            report.skip("invalid ticket")
+            return
+        if case is None:
+            report.skip("no description")
+            return
+        yield case
+
+
+class _Unparsable(Exception):
+    """A whole-document file that is not JSON (already reported)."""
+
+
+def _stream_ndjson(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each JSON line, read as it goes; bad lines are reported."""
+    with file.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                report.problem(f"{file}:{number}", f"not UTF-8 text ({exc.reason} at byte "
+                                                   f"{exc.start}); line skipped")
+                report.skip("invalid line")
                 continue
-            yield case
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                report.problem(f"{file}:{number}",
+                               f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+                report.skip("invalid line")
+            except RecursionError:
+                report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line "
+                                                   "skipped")
+                report.skip("invalid line")
 
 
 def _parse_json_or_ndjson(
@@ -218,6 +327,10 @@ def _parse_json_or_ndjson(
     if file.suffix not in (".ndjson", ".jsonl"):
         try:
             return [(0, json.loads(text))] if text.strip() else []
+        except RecursionError:
+            report.problem(file, "invalid JSON: nested too deeply to be a Zendesk export; "
+                                 "file skipped")
+            return None
         except json.JSONDecodeError as whole:
             if not _looks_like_ndjson(text):
                 report.problem(f"{file}:{whole.lineno}",
@@ -232,6 +345,9 @@ def _parse_json_or_ndjson(
         except json.JSONDecodeError as exc:
             report.problem(f"{file}:{number}",
                            f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+            report.skip("invalid line")
+        except RecursionError:
+            report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line skipped")
             report.skip("invalid line")
     return values
 
@@ -253,7 +369,7 @@ def _looks_like_ndjson(text: str) -> bool:
 def _parses_as_object(line: str) -> bool:
     try:
         return isinstance(json.loads(line), dict)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
 
 
@@ -302,8 +418,21 @@ def _date(value: Any) -> datetime | None:
         return None
 
 
-def _is_older(new: Json, old: Json) -> bool:
-    new_at, old_at = _date(new.get("updated_at")), _date(old.get("updated_at"))
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    """Where the newest copy of a ticket sits in a streamed NDJSON file."""
+
+    updated_at: datetime | None
+    file: int
+    line: int
+    ordinal: int
+
+
+def _updated(ticket: Json | _Ref) -> datetime | None:
+    return ticket.updated_at if isinstance(ticket, _Ref) else _date(ticket.get("updated_at"))
+
+
+def _is_older(new_at: datetime | None, old_at: datetime | None) -> bool:
     return new_at is not None and old_at is not None and new_at < old_at
 
 

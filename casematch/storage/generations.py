@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from casematch.errors import IndexFormatError, IndexLockedError
 from casematch.storage import vectors as vector_files
@@ -55,16 +59,20 @@ class Generation:
         name = current_generation(root)
         folder = root / name
         manifest = read_manifest(folder)
-        # Wrapped once per process: the query path reads no file after this.
-        vectors = VectorIndex(vector_files.read(folder / VECTORS))
+        raw = vector_files.read(folder / VECTORS)
         store = CaseStore(folder / CASES)
-        chunks = store.chunk_map()
-        if len(chunks) != vectors.ntotal:
+        try:
+            chunks = store.chunk_map()
+            _check_consistent(folder, manifest, raw, store, chunks)
+        except sqlite3.Error as exc:
             store.close()
-            raise IndexFormatError(
-                f"{folder}: {vectors.ntotal} vectors but {len(chunks)} chunks; the "
-                "generation is damaged, rebuild the index"
-            )
+            raise IndexFormatError(f"{folder / CASES}: unreadable ({exc}); rebuild the "
+                                   "index") from exc
+        except IndexFormatError:
+            store.close()
+            raise
+        # Wrapped once per process: the query path reads no file after this.
+        vectors = CheckedVectors(raw, folder / VECTORS, chunks.ids)
         return cls(root, name, manifest, store, vectors, chunks)
 
     @property
@@ -73,6 +81,76 @@ class Generation:
 
     def close(self) -> None:
         self.store.close()
+
+
+# How far a stored unit vector's inner product may stray from [-1, 1] through 16-bit codes.
+_SCORE_SLACK = 0.01
+# Vectors whose norm is checked when a generation opens (evenly spread, all when fewer).
+_NORM_SAMPLE = 64
+
+
+def _check_consistent(folder: Path, manifest: dict[str, Any], raw: Any, store: CaseStore,
+                      chunks: ChunkMap) -> None:
+    """Raise `IndexFormatError` naming the file when the parts of a generation disagree."""
+    vectors_file = folder / VECTORS
+    dimension = manifest.get("dimension")
+    if dimension is not None and dimension != raw.d:
+        raise IndexFormatError(f"{folder / MANIFEST}: dimension {dimension!r}, but "
+                               f"{vectors_file} holds {raw.d}-dimensional vectors; the "
+                               "index is damaged, rebuild it")
+    if len(chunks) != raw.ntotal or manifest.get("chunks", raw.ntotal) != raw.ntotal:
+        raise IndexFormatError(
+            f"{vectors_file}: {raw.ntotal} vectors, but {len(chunks)} chunks in {CASES} and "
+            f"{manifest.get('chunks')!r} in {MANIFEST}; the generation is damaged, rebuild "
+            "the index")
+    cases = manifest.get("cases")
+    if cases is not None and cases != store.count():
+        raise IndexFormatError(f"{folder / MANIFEST}: {cases!r} cases, but {CASES} holds "
+                               f"{store.count()}; the generation is damaged, rebuild it")
+    ids = vector_files.stored_ids(raw)
+    if len(ids) and not np.array_equal(np.sort(ids), chunks.ids):
+        raise IndexFormatError(f"{vectors_file}: vector ids that no chunk in {CASES} has; "
+                               "the vector file is damaged, rebuild the index")
+    if len(ids):
+        sample = chunks.ids[np.linspace(0, len(ids) - 1, min(len(ids), _NORM_SAMPLE),
+                                        dtype=np.int64)]
+        norms = np.linalg.norm(raw.reconstruct_batch(sample), axis=1)
+        # Stored vectors are unit length (or zero, for an empty text).
+        bad = ~(np.isclose(norms, 1.0, atol=_SCORE_SLACK) | (norms < 1e-6))
+        if bad.any():
+            raise IndexFormatError(f"{vectors_file}: vectors that are not unit length "
+                                   f"(norm {float(norms[bad][0]):.4g}); the vector file is "
+                                   "damaged, rebuild the index")
+
+
+class CheckedVectors(VectorIndex):
+    """The vectors of an opened generation; a damaged result raises, never reaches a user.
+
+    The checks at open sample the vectors; this catches the rest as queries touch them.
+    """
+
+    def __init__(self, index: Any, path: Path, known_ids: np.ndarray) -> None:
+        super().__init__(index)
+        self.path = path
+        self._known = known_ids  # sorted
+
+    def search(self, queries: np.ndarray, k: int, *,
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        distances, ids = super().search(queries, k, allowed=allowed)
+        found = ids >= 0
+        if found.any():
+            scores, hits = distances[found], ids[found]
+            if not np.all(np.abs(scores) <= 1 + _SCORE_SLACK):  # NaN fails too
+                raise IndexFormatError(f"{self.path}: scores outside [-1, 1]; the vector "
+                                       "file is damaged, rebuild the index")
+            where = np.minimum(np.searchsorted(self._known, hits), len(self._known) - 1)
+            if len(self._known) == 0 or not np.all(self._known[where] == hits):
+                raise IndexFormatError(f"{self.path}: a vector id no chunk has; the vector "
+                                       "file is damaged, rebuild the index")
+        return distances, ids
+
+
+_GENERATION_NAME = re.compile(r"g\d{6,}")
 
 
 def current_generation(root: Path) -> str:
@@ -84,8 +162,15 @@ def current_generation(root: Path) -> str:
                 f"{root}: no index here; build one with `casematch index SOURCE --index {root}`"
             )
         raise IndexFormatError(f"{root}: not a casematch index (no {CURRENT} file)")
-    name = pointer.read_text(encoding="utf-8").strip()
-    if not name or not (root / name).is_dir():
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexFormatError(f"{pointer}: unreadable ({exc}); rebuild the index") from exc
+    if not _GENERATION_NAME.fullmatch(name):
+        # Only a generation of this folder: never a path that leads to another index.
+        raise IndexFormatError(f"{pointer}: {name[:60]!r} is not a generation name like "
+                               "g000001; the index is damaged, rebuild it")
+    if not (root / name).is_dir():
         raise IndexFormatError(f"{pointer}: names generation {name!r}, which is missing")
     return name
 
@@ -96,7 +181,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise IndexFormatError(f"{path}: missing; rebuild the index") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise IndexFormatError(f"{path}: unreadable ({exc.strerror or exc}); check its "
+                               "permissions") from exc
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise IndexFormatError(f"{path}: corrupted ({exc}); rebuild the index") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
         found = manifest.get("format") if isinstance(manifest, dict) else None
@@ -106,6 +194,56 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             "`casematch reindex --full`)"
         )
     return manifest
+
+
+def current_case_ids(root: Path) -> set[str]:
+    """The case ids of the generation CURRENT names (none when there is no index yet)."""
+    if not (root / CURRENT).exists():
+        return set()
+    store = CaseStore(root / current_generation(root) / CASES)
+    try:
+        return set(store.hashes())
+    finally:
+        store.close()
+
+
+# What an index folder may hold besides its generations before its first CURRENT exists.
+_INDEX_FILES = frozenset({LOCK, f"{CURRENT}.tmp", "sync.sqlite", "sync.sqlite-journal",
+                          "slack.sqlite", "slack.sqlite-journal", "slack.sqlite-wal",
+                          "slack.sqlite-shm"})
+
+
+def _written_here(folder: Path) -> bool:
+    """True for a generation folder this index wrote (its manifest names it)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("generation") == folder.name
+
+
+def check_index_folder(root: Path) -> None:
+    """Raise `IndexFormatError` unless `root` is missing, empty or a casematch index.
+
+    An index writer creates, and later prunes, folders in `root`: it must never do so in
+    a folder of the user's own files.
+    """
+    if not root.exists() or (root / CURRENT).exists():
+        return
+    if not root.is_dir():
+        raise IndexFormatError(f"{root}: not a folder; choose a new or empty folder for --index")
+    try:
+        entries = sorted(root.iterdir())
+    except OSError as exc:
+        raise IndexFormatError(f"{root}: cannot read ({exc.strerror or exc}); check its "
+                               "permissions") from exc
+    for entry in entries:
+        known = (entry.name in _INDEX_FILES or entry.name.startswith(".tmp-g")
+                 or (_GENERATION_NAME.fullmatch(entry.name) and _written_here(entry)))
+        if not known:
+            raise IndexFormatError(f"{root}: not a casematch index and not empty (it holds "
+                                   f"{entry.name!r}); choose a new or empty folder for "
+                                   "--index")
 
 
 def generation_folders(root: Path) -> list[Path]:
@@ -150,8 +288,8 @@ def publish(root: Path, tmp: Path, name: str) -> None:
 
 
 def prune(root: Path) -> None:
-    """Delete all but the newest `KEEP_GENERATIONS` generations."""
-    for old in generation_folders(root)[:-KEEP_GENERATIONS]:
+    """Delete all but the newest `KEEP_GENERATIONS` generations this index wrote."""
+    for old in [g for g in generation_folders(root) if _written_here(g)][:-KEEP_GENERATIONS]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -173,12 +311,16 @@ def write_lock(root: Path) -> Iterator[None]:
     """Hold the index's one-writer lock (released by the OS if the process dies)."""
     from filelock import FileLock, Timeout
 
-    root.mkdir(parents=True, exist_ok=True)
     lock = FileLock(root / LOCK)
     try:
+        root.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout as exc:
         raise _locked(root) from exc
+    except OSError as exc:
+        raise IndexFormatError(f"{root}: cannot write the index here ({exc.strerror or exc}); "
+                               "fix the folder's permissions or choose another --index"
+                               ) from exc
     try:
         yield
     finally:

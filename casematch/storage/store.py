@@ -67,7 +67,11 @@ class CaseStore:
         uri = f"file:{path}?mode={'rwc' if create else 'ro'}"
         # check_same_thread off: a Slack responder serves searches from worker threads;
         # every use is a short read of an immutable generation.
-        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise IndexFormatError(f"{path}: cannot open ({exc}); check its permissions, "
+                                   "or rebuild the index") from exc
         try:
             if create:
                 self._db.executescript(SCHEMA)

@@ -201,6 +201,20 @@ def _contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
     return ids, ivf.reconstruct_batch(ids)
 
 
+def stored_ids(index: Any) -> np.ndarray:
+    """The id of every stored vector (for consistency checks), without decoding vectors."""
+    faiss = _faiss()
+    ivf = _ivf(index)
+    if not index.ntotal:
+        return np.zeros(0, np.int64)
+    if ivf is None:
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    lists = ivf.invlists
+    return np.concatenate([
+        faiss.rev_swig_ptr(lists.get_ids(number), lists.list_size(number)).copy()
+        for number in range(ivf.nlist) if lists.list_size(number)]).astype(np.int64)
+
+
 def read(path: Path) -> Any:
     """The FAISS index stored at `path` (raises `IndexFormatError` when unreadable)."""
     try:

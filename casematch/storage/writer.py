@@ -78,6 +78,7 @@ class IndexWriter:
         self.exact_limit = EXACT_LIMIT
         self.result = UpdateResult()
         self._pending = _Pending()
+        self._pending_set: set[int] = set()
         self._removed: list[int] = []
         self._seen: set[str] = set()
         self._started = time.perf_counter()
@@ -152,7 +153,9 @@ class IndexWriter:
         rowid = self._store.add_case(case, digest)
         self._hashes[case.id] = (rowid, digest)
         texts = self.encoder.chunk(case.search_text())
-        self._pending.chunk_ids += self._store.add_chunks(rowid, "case", texts)
+        added = self._store.add_chunks(rowid, "case", texts)
+        self._pending.chunk_ids += added
+        self._pending_set.update(added)
         self._pending.texts += texts
 
     def delete(self, case_id: str) -> None:
@@ -161,6 +164,10 @@ class IndexWriter:
             self._remove_rowids([known[0]])
             self.result.deleted += 1
 
+    def case_ids(self) -> set[str]:
+        """The ids the next generation holds so far."""
+        return set(self._hashes)
+
     def delete_unseen(self) -> None:
         """Delete every case this writer was not given (a full rebuild from a source)."""
         for case_id in [c for c in self._hashes if c not in self._seen]:
@@ -168,7 +175,16 @@ class IndexWriter:
 
     def _remove_rowids(self, rowids: list[int]) -> None:
         # Removal from a flat index rewrites the whole array: do it once, at commit.
-        self._removed += self._store.delete_rowids(rowids)
+        removed = self._store.delete_rowids(rowids)
+        # Chunks added in this run (an id given twice) are not in the vectors yet: drop them
+        # from what is still to embed rather than from the index.
+        pending = self._pending_set.intersection(removed)
+        if pending:
+            keep = [n for n, cid in enumerate(self._pending.chunk_ids) if cid not in pending]
+            self._pending.chunk_ids = [self._pending.chunk_ids[n] for n in keep]
+            self._pending.texts = [self._pending.texts[n] for n in keep]
+            self._pending_set -= pending
+        self._removed += [cid for cid in removed if cid not in pending]
 
     # ---- commit ---------------------------------------------------------------------------
 

@@ -1,18 +1,30 @@
-"""`casematch index`: read source files and write them into an index in one run."""
+"""`casematch index`: read source files and write them into an index in one run.
+
+The same rules as `reindex` (sync/reindex.py): the lock is taken before any source is read,
+each source owns the cases it yielded (sync/cursors.py, keyed by its resolved path), and a
+source deletes only its own cases, only when it was read completely, and only up to
+`max_delete_ratio` of them. Cases of sources not given stay unless `prune` is asked for.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casematch.cases import Case
 from casematch.config import Settings
+from casematch.encoders import Encoder, load_encoder
 from casematch.errors import InputError
-from casematch.index import CaseIndex
 from casematch.sources import ReadReport, read_source
-from casematch.storage.writer import UpdateResult
+from casematch.storage.generations import check_index_folder, check_unlocked, current_case_ids
+from casematch.storage.writer import IndexWriter, UpdateResult
+from casematch.sync.cursors import (
+    DEFAULT_MAX_DELETE_RATIO,
+    Newest,
+    SyncState,
+    check_delete_ratio,
+)
 from casematch.sync.embedding import ray_encoder
 
 
@@ -23,36 +35,151 @@ class BuildResult:
     read: ReadReport
     update: UpdateResult
     path: Path
+    # Cases removed because their source was not given (only with `prune`).
+    pruned: int = 0
+    # Sources not read completely: none of their cases was deleted.
+    partial_sources: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.partial_sources else "indexed"
 
     def to_dict(self) -> dict[str, Any]:
         return {"read": self.read.to_dict(), "index": self.update.to_dict(),
-                "path": str(self.path)}
+                "path": str(self.path), "status": self.status, "pruned": self.pruned,
+                "partial_sources": self.partial_sources}
+
+
+def source_key(source: str | Path) -> str:
+    """The name a source's cases are owned under: its absolute path."""
+    return f"path:{Path(source).resolve()}"
 
 
 def build_index(sources: Sequence[str | Path], settings: Settings, *, format: str | None = None,
                 include_unresolved: bool = False, full: bool = False,
-                progress: bool = False) -> BuildResult:
-    """Read `sources` and make the index at `settings.index_path` hold exactly their cases.
+                progress: bool = False, prune: bool = False,
+                max_delete_ratio: float = DEFAULT_MAX_DELETE_RATIO,
+                encoder: Encoder | None = None) -> BuildResult:
+    """Read `sources` and bring their cases into the index at `settings.index_path`.
 
     Raises:
-        InputError: a source cannot be read at all, or none of its cases is resolved
-            (the existing index is then left as it was).
-        IndexLockedError: another process is writing the index.
+        InputError: a source cannot be read at all, nothing could be read, none of the
+            cases is resolved, or a source would lose more than `max_delete_ratio` of its
+            cases (the existing index is then left as it was).
+        IndexLockedError: another process is writing the index (before anything is read).
+        IndexFormatError: the folder is not an index, or the index is damaged.
     """
-    report = ReadReport()
-    cases: list[Case] = []
+    root = Path(settings.index_path)
+    check_index_folder(root)
+    check_unlocked(root)  # refuse before spending seconds loading the model
     for source in sources:
-        cases.extend(read_source(source, format=format, options=settings.read_options,
-                                 report=report))
-    if not any(c.resolved for c in cases) and not include_unresolved:
-        raise InputError(
-            ", ".join(map(str, sources)),
-            "no resolved cases: nothing to index (the existing index is unchanged; "
-            "--include-unresolved indexes them anyway)")
-    index, update = CaseIndex.build(
-        cases, settings.index_path, model=settings.model, encoder=ray_encoder(settings),
-        include_unresolved=include_unresolved, reuse=not full, progress=progress,
-        device=settings.device, runtime=settings.runtime, batch_size=settings.batch_size,
-    )
-    index.close()
-    return BuildResult(report, update, Path(settings.index_path))
+        if not Path(source).exists():
+            raise InputError(source, "no such file or directory")
+    encoder = encoder or ray_encoder(settings) or load_encoder(
+        settings.model or "default", device=settings.device, runtime=settings.runtime,
+        batch_size=settings.batch_size)
+    # Cases stream into the writer as they are read, so a large export is never held in
+    # memory. An id given twice needs its newest copy: then the run starts over and reads
+    # the sources twice, first to find each id's newest copy, then to write the winners.
+    try:
+        return _build(sources, settings, encoder, format=format, full=full,
+                      include_unresolved=include_unresolved, progress=progress, prune=prune,
+                      max_delete_ratio=max_delete_ratio, two_pass=False)
+    except _Duplicates:
+        return _build(sources, settings, encoder, format=format, full=full,
+                      include_unresolved=include_unresolved, progress=progress, prune=prune,
+                      max_delete_ratio=max_delete_ratio, two_pass=True)
+
+
+class _Duplicates(Exception):
+    """A one-pass run met an id twice: it is thrown away and redone in two passes."""
+
+
+def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, *,
+           format: str | None, include_unresolved: bool, full: bool, progress: bool,
+           prune: bool, max_delete_ratio: float, two_pass: bool) -> BuildResult:
+    root = Path(settings.index_path)
+    report = ReadReport()
+    newest = Newest(keep_cases=False)
+    partial: list[str] = []
+    keys: dict[str, str] = {}
+    with IndexWriter(root, encoder, include_unresolved=include_unresolved,
+                     fresh=full) as writer, SyncState(root) as state:
+        # A --full writer starts empty: what the index held is read from the current one.
+        before = current_case_ids(root) if full else set()
+        for source in sources:
+            key = keys[str(source)] = source_key(source)
+            part = ReadReport()
+            for case in read_source(source, format=format, options=settings.read_options,
+                                    report=part):
+                newest.add(case, key, part)
+                if not two_pass:
+                    if part.duplicates:
+                        raise _Duplicates
+                    writer.upsert(case)
+            if part.partial:
+                partial.append(str(source))
+            report.merge(part)
+        _check_something_to_index(sources, report, newest, include_unresolved)
+        if full and partial:
+            raise InputError(partial[0], "not read completely, and --full rebuilds from the "
+                                         "sources given; fix the problems above first")
+        position = written = 0
+        for source in sources if two_pass else ():
+            for case in read_source(source, format=format, options=settings.read_options,
+                                    report=ReadReport()):
+                if newest.wins(case, position):
+                    writer.upsert(case)
+                    written += 1
+                position += 1
+        if two_pass and written != len(newest):
+            raise InputError(", ".join(map(str, sources)), "changed while it was being read; "
+                                                           "nothing was written, run again")
+        given = set(keys.values())
+        for source in sources:
+            key = keys[str(source)]
+            if str(source) in partial:
+                continue  # a half-read source deletes nothing
+            owned = state.owned(key)
+            gone = owned - newest.ids
+            check_delete_ratio(str(source), len(gone), len(owned), max_delete_ratio)
+            for case_id in sorted(gone):
+                writer.delete(case_id)
+        pruned = 0
+        if full:
+            others = before - newest.ids
+            if others and not prune:
+                raise InputError(", ".join(map(str, sources)),
+                                 f"--full rebuilds from the sources given, and the index "
+                                 f"holds {len(others)} cases of other sources; give every "
+                                 "source, or add --prune to drop them")
+            pruned = len(others)
+        elif prune:
+            keep = newest.ids.union(*(state.owned(keys[s]) for s in partial))
+            deleted = writer.result.deleted
+            for case_id in sorted(writer.case_ids() - keep):
+                writer.delete(case_id)
+            pruned = writer.result.deleted - deleted
+        result = writer.commit(progress=progress)
+        for source in sources:
+            key = keys[str(source)]
+            complete = str(source) not in partial
+            state.save(key, cursor=None, generation=result.generation,
+                       add=sorted(newest.by_source.get(key, ())), replace_owned=complete)
+        if prune:
+            for other in set(state.sources()) - given:
+                state.forget(other)
+        state.commit()
+    return BuildResult(report, result, root, pruned=pruned, partial_sources=partial)
+
+
+def _check_something_to_index(sources: Sequence[str | Path], report: ReadReport,
+                              newest: Newest, include_unresolved: bool) -> None:
+    where = ", ".join(map(str, sources))
+    if not len(newest) and report.problems:
+        raise InputError(where, f"nothing could be read ({len(report.problems)} problems, "
+                                f"the first: {report.problems[0]}); the existing index is "
+                                "unchanged")
+    if not report.resolved and not include_unresolved:
+        raise InputError(where, "no resolved cases: nothing to index (the existing index is "
+                                "unchanged; --include-unresolved indexes them anyway)")
