@@ -147,3 +147,58 @@ def test_a_query_model_for_another_model_is_not_used(tmp_path: Path) -> None:
     (folder / "encoder.json").write_text('{"version": 1, "model": "other"}', encoding="utf-8")
     assert query_model_folder("other", tmp_path / "idx") == folder
     assert query_model_folder("mine", tmp_path / "idx") is None
+
+
+def _record(choice: str) -> None:
+    from casematch.encoders import trial
+
+    trial.run_trial("m-fallback", measure=lambda m, d: {
+        "fp32": trial.Measurement("fp32", 1.0, 9.0 if choice == "onnx" else 1.0, 1.0),
+        "onnx": trial.Measurement("onnx", 2.0, 3.0 if choice == "onnx" else 5.0, 1.0)})
+
+
+def test_auto_queries_fall_back_to_torch_when_onnx_cannot_load(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import FakeEncoder
+
+    import casematch.encoders as encoders
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(encoders, "_QUERY_ENCODERS", {})
+    _record("onnx")
+    asked: list[str] = []
+
+    def fake_load_encoder(model: str, *, device: str = "cpu", runtime: str = "auto",
+                          **kwargs: object) -> FakeEncoder:
+        asked.append(runtime)
+        if runtime == "onnx":
+            raise ConfigError("cannot write the ONNX export to /nowhere")
+        return FakeEncoder()
+
+    monkeypatch.setattr(encoders, "load_encoder", fake_load_encoder)
+    assert isinstance(encoders.load_query_encoder("m-fallback"), FakeEncoder)
+    assert asked == ["onnx", "fp32"]
+    # Forced onnx: the error reaches the user, naming the folder.
+    with pytest.raises(ConfigError, match="/nowhere"):
+        encoders.load_query_encoder("m-fallback", runtime="onnx")
+
+
+def test_queries_use_torch_where_the_trial_found_it_faster(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import FakeEncoder
+
+    import casematch.encoders as encoders
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(encoders, "_QUERY_ENCODERS", {})
+    _record("fp32")
+    asked: list[str] = []
+
+    def fake_load_encoder(model: str, *, device: str = "cpu", runtime: str = "auto",
+                          **kwargs: object) -> FakeEncoder:
+        asked.append(runtime)
+        return FakeEncoder()
+
+    monkeypatch.setattr(encoders, "load_encoder", fake_load_encoder)
+    encoders.load_query_encoder("m-fallback")
+    assert asked == ["fp32"]

@@ -91,7 +91,7 @@ def load_query_encoder(model: str = DEFAULT_MODEL_NAME, *, device: str = "cpu",
 
     name = canonical_model_name(model)
     chosen, _ = runtime_for("query", runtime, model=name, device=device)
-    key = (name, f"{device}|{chosen}|{index_root}")
+    key = (name, f"{device}|{runtime}|{chosen}|{index_root}")
     encoder = _QUERY_ENCODERS.get(key)
     if encoder is None:
         encoder = _QUERY_ENCODERS[key] = _query_encoder(name, model, device, runtime, chosen,
@@ -108,13 +108,17 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     folder = query_model_folder(name, index_root)
     if folder is not None:
         return OnnxQueryEncoder(folder, name)
-    torch_encoder = load_encoder(model, device=device, runtime=chosen)
     try:
-        return OnnxQueryEncoder(torch_encoder.query_bundle(), name)
-    except Exception:
+        # Once per model: torch loads to export the graph into the cache folder.
+        return OnnxQueryEncoder(load_encoder(model, device=device, runtime="onnx")
+                                .query_bundle(), name)
+    except (ConfigError, MissingDependencyError) as exc:
         if runtime == "onnx":
             raise
-        return torch_encoder  # "auto": the torch encoder already logged why onnx is out
+        # "auto" never fails for want of ONNX Runtime or a writable cache.
+        logging.getLogger(__name__).warning(
+            "answering queries with torch fp32: the ONNX query model is unavailable (%s)", exc)
+        return load_encoder(model, device=device, runtime="fp32")
 
 
 def query_model_folder(name: str, index_root: Path | None = None) -> Path | None:
