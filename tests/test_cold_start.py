@@ -202,3 +202,35 @@ def test_queries_use_torch_where_the_trial_found_it_faster(
     monkeypatch.setattr(encoders, "load_encoder", fake_load_encoder)
     encoders.load_query_encoder("m-fallback")
     assert asked == ["fp32"]
+
+
+def test_a_damaged_query_model_in_the_index_falls_back_under_auto(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import FakeEncoder
+
+    import casematch.encoders as encoders
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(encoders, "_QUERY_ENCODERS", {})
+    _record("onnx")
+    folder = tmp_path / "idx" / INDEX_FOLDER
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"not a graph")
+    (folder / "tokenizer.json").write_text("{broken", encoding="utf-8")
+    (folder / "encoder.json").write_text(json.dumps(
+        {"version": 1, "model": "m-fallback", "dimension": 8, "max_seq_length": 16,
+         "pad_id": 0, "pad_token": "[PAD]"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"delete .* to export it again"):
+        OnnxQueryEncoder(folder, "m-fallback")
+
+    def fake_load_encoder(model: str, *, device: str = "cpu", runtime: str = "auto",
+                          **kwargs: object) -> FakeEncoder:
+        if runtime == "onnx":
+            raise ConfigError("no ONNX Runtime here")
+        return FakeEncoder()
+
+    monkeypatch.setattr(encoders, "load_encoder", fake_load_encoder)
+    found = encoders.load_query_encoder("m-fallback", index_root=tmp_path / "idx")
+    assert isinstance(found, FakeEncoder)
+    with pytest.raises(ConfigError):
+        encoders.load_query_encoder("m-fallback", runtime="onnx", index_root=tmp_path / "idx")

@@ -107,7 +107,12 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
 
     folder = query_model_folder(name, index_root)
     if folder is not None:
-        return OnnxQueryEncoder(folder, name)
+        try:
+            return OnnxQueryEncoder(folder, name)
+        except (ConfigError, MissingDependencyError) as exc:
+            if runtime == "onnx":
+                raise
+            logging.getLogger(__name__).warning("%s; loading the model instead", exc)
     try:
         # Once per model: torch loads to export the graph into the cache folder.
         return OnnxQueryEncoder(load_encoder(model, device=device, runtime="onnx")

@@ -191,7 +191,11 @@ class OnnxQueryEncoder:
         tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
         # Two copies: one truncating and padding like sentence-transformers' preprocess
         # for model inputs, one untouched for the offsets `chunk` cuts windows at.
-        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        try:
+            self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        except Exception as exc:  # tokenizers raises plain Exceptions on bad JSON
+            raise ConfigError(f"{folder / 'tokenizer.json'} is damaged ({exc}); delete "
+                              f"{folder} to export it again") from exc
         self._tokenizer.enable_truncation(self._max_length)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]),
                                        pad_token=str(config["pad_token"]))
