@@ -56,7 +56,7 @@ def diagnose(settings: Settings, env: Mapping[str, str], *, measure: bool = Fals
         **{name: trial.library_version(name) for name in _LIBRARIES},
     }
     report.sections["machine"] = {
-        "cpu": trial.machine_key(DEFAULT_MODEL_NAME)["cpu"], "cores": os.cpu_count(),
+        "cpu": trial.cpu_model(), "cores": os.cpu_count(),
         "native_bf16": bool(cpu_flags() & trial.BF16_CPU_FLAGS),
         "platform": platform.platform(),
     }

@@ -350,7 +350,7 @@ def test_the_trial_is_cached_per_machine_and_libraries(
     assert len(calls) == 1
     assert (tmp_path / "runtimes.json").exists()
     # Another CPU (an index folder and cache copied to another machine): measured again.
-    monkeypatch.setattr(trial, "_cpu_model", lambda: "AMD EPYC 7B12 (AVX2 only)")
+    monkeypatch.setattr(trial, "cpu_model", lambda: "AMD EPYC 7B12 (AVX2 only)")
     other, calls_other = _timings(AVX2_ONLY)
     assert trial.runtime_for("batch", model="m", measure=other) == ("onnx", "measured")
     assert len(calls_other) == 1

@@ -106,7 +106,7 @@ def library_version(package: str) -> str | None:
         return None
 
 
-def _cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     try:
         for line in cpuinfo.read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("model name"):
@@ -121,7 +121,7 @@ def machine_key(model: str, device: str = "cpu") -> dict[str, Any]:
     flags = cpu_flags()
     return {
         "trial": TRIAL_VERSION,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "flags": sorted(flags & (BF16_CPU_FLAGS | {"avx2", "avx512f", "avx512_vnni"})),
         "cores": os.cpu_count(),
         "device": device,
