@@ -308,10 +308,46 @@ def explain_cmd(ctx: click.Context, case_id: str, index_path: Path | None, as_js
 @click.pass_context
 def stats_cmd(ctx: click.Context, index_path: Path | None, as_json: bool) -> None:
     """Describe an index: model, counts by source and channel, build time."""
+    from casematch.encoders.trial import runtime_summary
+
     settings = _settings(ctx, index_path=index_path)
     with CaseIndex.open(settings.index_path) as index:
         stats = index.stats()
-    click.echo(json.dumps(stats, indent=2) if as_json else render.stats_text(stats))
+    stats["runtimes"] = runtime_summary(stats["model"], settings.runtime, settings.device)
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    click.echo(render.stats_text(stats))
+    runtimes = stats["runtimes"]
+    speeds = runtimes.get("measurements") or {}
+    shown = ", ".join(
+        f"{job} {name}" + (f" ({speeds[name]['batch_texts_per_s']:.0f} texts/s)" if job == "batch"
+                           and name in speeds else f" ({speeds[name]['query_ms']:.1f} ms)"
+                           if name in speeds else "")
+        for job, name in runtimes["choice"].items())
+    click.echo(f"Runtimes: {shown}; {runtimes['source']}")
+
+
+@cli.command("doctor")
+@index_option
+@config_option
+@click.option("--measure", is_flag=True,
+              help="Time the encoder runtimes again now (seconds) and record the choice.")
+@json_option
+@click.pass_context
+def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
+               as_json: bool) -> None:
+    """Check the installation, model, runtimes, index and Slack settings; name each fix.
+
+    Exits 1 when something is broken (each problem is printed with its fix).
+    """
+    import os
+
+    from casematch.doctor import diagnose, to_text
+
+    report = diagnose(_settings(ctx, index_path=index_path), os.environ, measure=measure)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else to_text(report))
+    ctx.exit(0 if report.ok else 1)
 
 
 @cli.command("reindex", epilog="""\b

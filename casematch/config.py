@@ -42,8 +42,8 @@ class Settings:
     model: str | None = None
     device: str = "cpu"
     batch_size: int = DEFAULT_BATCH_SIZE
-    # Encoder runtime: "auto" (bf16 on CPUs with native bf16, else ONNX Runtime where
-    # installed, else fp32), "fp32", "bf16" or "onnx".
+    # Encoder runtime: "auto" (for building and for queries, each the fastest runtime that
+    # passed the quality gate in a short timed trial on this machine), "fp32", "bf16", "onnx".
     runtime: str = "auto"
     # Embed on a Ray cluster instead of in this process: its address, "auto" for the cluster
     # this host belongs to, "local" for a Ray started here (`pip install "casematch[ray]"`).

@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from casematch.cases import Case, Filters, Match
-from casematch.encoders import DEFAULT_BATCH_SIZE, Encoder, canonical_model_name, load_encoder
+from casematch.encoders import (
+    DEFAULT_BATCH_SIZE,
+    Encoder,
+    canonical_model_name,
+    load_encoder,
+    load_query_encoder,
+)
 from casematch.errors import IndexFormatError, ModelMismatchError
 from casematch.search import SearchOptions, search
 from casematch.storage.generations import Generation, current_generation
@@ -49,10 +55,12 @@ class CaseIndex:
             model: the model expected; `None` takes the one the index was built with.
             encoder: an already loaded encoder to search with (its name must match).
             device: where the model runs when it loads ("cpu", "cuda", ...).
-            runtime: encoder runtime ("auto", "fp32", "bf16", "onnx").
+            runtime: encoder runtime; "auto" takes the one measured fastest for single
+                queries on this machine, which where it is onnx loads no torch (the
+                index's `model-onnx` copy of the model, else the cache's).
 
         Returns:
-            The opened index. The model loads on the first search.
+            The opened index. The model loads on the first search (or `warm()`).
 
         Raises:
             IndexFormatError: no index there, or a damaged or older-format one.
@@ -68,8 +76,11 @@ class CaseIndex:
                 f"open it with --model {built_with} or rebuild it with the new model"
             )
 
+        root = generation.root
+
         def query_encoder() -> Encoder:
-            return load_encoder(built_with, device=device, runtime=runtime)
+            return load_query_encoder(built_with, device=device, runtime=runtime,
+                                      index_root=root)
 
         return cls(generation, encoder or query_encoder)
 
@@ -121,6 +132,7 @@ class CaseIndex:
                 writer.upsert(case)
             writer.delete_unseen()
             result = writer.commit(progress=progress)
+            attach_query_model(root, encoder)
         return cls.open(root, encoder=encoder), result
 
     def update(
@@ -150,6 +162,7 @@ class CaseIndex:
             for case_id in delete:
                 writer.delete(case_id)
             result = writer.commit(progress=progress)
+            attach_query_model(self.root, self.encoder)
         return CaseIndex.open(self.root, encoder=self.encoder), result
 
     # ---- reading --------------------------------------------------------------------------
@@ -172,6 +185,15 @@ class CaseIndex:
         """The opened generation itself (case store, vectors, chunk map), for tools that
         look inside an index: benchmarks, diagnostics."""
         return self._generation
+
+    def warm(self) -> Encoder:
+        """Load the query encoder and run one query through it now, not on the first search.
+
+        For long-running servers (the Slack responder): the first user does not wait for
+        the model, and a broken model fails at start rather than on a question.
+        """
+        self.encoder.encode(["warm up"])
+        return self.encoder
 
     @property
     def encoder(self) -> Encoder:
@@ -232,17 +254,43 @@ class CaseIndex:
         self.close()
 
 
+def attach_query_model(root: Path, encoder: Encoder) -> Path | None:
+    """Copy the torch-free query model into `<root>/model-onnx`, so a copy of the index
+    answers fast anywhere (`casematch.encoders.bundle`). Call while holding the write lock.
+
+    Returns the folder, or None where the encoder cannot provide one (a fake, a model ONNX
+    Runtime cannot run); the query then falls back to the cache or to torch.
+    """
+    import logging
+
+    from casematch.encoders import bundle
+
+    make = getattr(encoder, "query_bundle", None)
+    if make is None:
+        return None
+    try:
+        source = make()
+        target = root / bundle.INDEX_FOLDER
+        bundle.copy_bundle(source, target)
+    except Exception as exc:  # never fail a finished build over the fast-start copy
+        logging.getLogger(__name__).warning(
+            "the index has no torch-free query model (%s); queries will load torch", exc)
+        return None
+    return target
+
+
 def serve_queries_on_one_thread() -> None:
     """Tune this process for answering queries one at a time (the CLI, the responder).
 
     A query is one short text: its small matmuls gain little from two OpenMP threads, and
     when anything else holds a core the threads spin-wait on each other at every layer.
     Not done by `CaseIndex.open`: it changes torch for the whole process, which a program
-    that also builds indexes may not want.
+    that also builds indexes may not want. It does not import torch: where the query
+    runtime needs none, none is loaded.
     """
     from casematch.encoders.sbert import serve_queries_on_one_thread as torch_on_one_thread
 
     torch_on_one_thread()
 
 
-__all__ = ["CaseIndex", "UpdateResult", "serve_queries_on_one_thread"]
+__all__ = ["CaseIndex", "UpdateResult", "attach_query_model", "serve_queries_on_one_thread"]

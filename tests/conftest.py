@@ -68,11 +68,27 @@ def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # cache; subprocesses started by tests inherit it and reuse the one export.
     previous = os.environ.get("CASEMATCH_CACHE_DIR")
     os.environ["CASEMATCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    _record_runtime_choice()
     yield
     if previous is None:
         os.environ.pop("CASEMATCH_CACHE_DIR", None)
     else:
         os.environ["CASEMATCH_CACHE_DIR"] = previous
+
+
+def _record_runtime_choice() -> None:
+    # Tests must not pay for (or depend on) a timed runtime trial: record the choice the
+    # CPU-flag rule makes for batches, and onnx for queries, as if measured. The trial
+    # itself is tested with faked timings (test_embedding.py).
+    from casematch.encoders import DEFAULT_MODEL_NAME, choose_runtime, trial
+
+    def measure(model: str, device: str) -> dict[str, trial.Measurement]:
+        batch = choose_runtime("auto", device=device)
+        speeds = {"fp32": (1.0, 10.0), "bf16": (1.0, 10.0), "onnx": (1.0, 1.0)}
+        speeds[batch] = (9.0, speeds[batch][1])
+        return {name: trial.Measurement(name, b, q, 1.0) for name, (b, q) in speeds.items()}
+
+    trial.run_trial(DEFAULT_MODEL_NAME, "cpu", measure=measure)
 
 
 @pytest.fixture
@@ -103,3 +119,6 @@ def _torch_threads_restored() -> Iterator[None]:
     torch = sys.modules.get("torch")
     if torch and before is not None and torch.get_num_threads() != before:
         torch.set_num_threads(before)
+    sbert = sys.modules.get("casematch.encoders.sbert")
+    if sbert is not None:
+        sbert._ONE_THREAD = False  # type: ignore[attr-defined]

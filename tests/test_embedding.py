@@ -122,7 +122,7 @@ def test_an_opened_index_loads_its_model_with_the_runtime_asked_for(
         seen.update(kwargs)
         raise _Loaded
 
-    monkeypatch.setattr(casematch.index, "load_encoder", fake_load_encoder)
+    monkeypatch.setattr(casematch.index, "load_query_encoder", fake_load_encoder)
     index = CaseIndex.open(tmp_path / "idx", runtime="fp32")
     with pytest.raises(_Loaded):
         index.search("printer")  # the model loads on the first search
@@ -136,7 +136,7 @@ def test_only_an_explicit_request_runs_torch_on_one_thread(
     import casematch.index
     from casematch.index import CaseIndex, serve_queries_on_one_thread
 
-    monkeypatch.setattr(casematch.index, "load_encoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr(casematch.index, "load_query_encoder", lambda *a, **k: FakeEncoder())
 
     CaseIndex.build([make_case("1", "printer jam", "replace the fuser")], tmp_path / "idx",
                     encoder=FakeEncoder())
@@ -295,3 +295,107 @@ def test_onnx_runs_only_mean_pooled_normalised_models(tmp_path: Path) -> None:
     assert not supports(tmp_path)  # no Normalize: vectors would not be unit length
     (tmp_path / "modules.json").write_text("{broken", encoding="utf-8")
     assert not supports(tmp_path)
+
+
+# ---- the runtime trial: each job gets the runtime measured fastest that passes the gate ----
+
+def _timings(table: dict[str, tuple[float, float, float]]):  # type: ignore[no-untyped-def]
+    from casematch.encoders.trial import Measurement
+
+    calls: list[str] = []
+
+    def measure(model: str, device: str) -> dict[str, Measurement]:
+        calls.append(model)
+        return {name: Measurement(name, batch, query, cosine)
+                for name, (batch, query, cosine) in table.items()}
+
+    return measure, calls
+
+
+# (texts/s in batches, ms per query, min cosine to fp32), shaped like the measurements of
+# benchmarks/RESULTS.md on the two machines.
+AVX2_ONLY = {"fp32": (100.0, 12.0, 1.0), "onnx": (175.0, 4.5, 1.0)}
+AVX512_BF16 = {"fp32": (100.0, 11.8, 1.0), "bf16": (250.0, 8.3, 0.99998),
+               "onnx": (175.0, 3.6, 1.0)}
+
+
+@pytest.mark.parametrize(("table", "batch", "query"), [
+    (AVX2_ONLY, "onnx", "onnx"),
+    (AVX512_BF16, "bf16", "onnx"),
+    # bf16 fastest everywhere but off fp32 beyond the gate: never chosen.
+    ({**AVX512_BF16, "bf16": (400.0, 1.0, 0.99)}, "onnx", "onnx"),
+    # No ONNX Runtime: torch for both jobs.
+    ({"fp32": (100.0, 11.8, 1.0), "bf16": (250.0, 8.3, 0.99998)}, "bf16", "bf16"),
+])
+def test_each_job_gets_the_runtime_its_trial_measured_fastest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        table: dict[str, tuple[float, float, float]], batch: str, query: str) -> None:
+    from casematch.encoders.trial import runtime_for
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    measure, calls = _timings(table)
+    assert runtime_for("batch", model="m", measure=measure) == (batch, "measured")
+    assert runtime_for("query", model="m", measure=measure) == (query, "measured")
+    assert len(calls) == 1  # measured once, then read from the cache
+
+
+def test_the_trial_is_cached_per_machine_and_libraries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import casematch.encoders.trial as trial
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    measure, calls = _timings(AVX512_BF16)
+    trial.runtime_for("batch", model="m", measure=measure)
+    trial.runtime_for("batch", model="m", measure=measure)
+    assert len(calls) == 1
+    assert (tmp_path / "runtimes.json").exists()
+    # Another CPU (an index folder and cache copied to another machine): measured again.
+    monkeypatch.setattr(trial, "cpu_model", lambda: "AMD EPYC 7B12 (AVX2 only)")
+    other, calls_other = _timings(AVX2_ONLY)
+    assert trial.runtime_for("batch", model="m", measure=other) == ("onnx", "measured")
+    assert len(calls_other) == 1
+    # Another onnxruntime version: measured again too.
+    monkeypatch.setattr(trial, "library_version",
+                        lambda name: "9.9" if name == "onnxruntime" else None)
+    trial.runtime_for("query", model="m", measure=other)
+    assert len(calls_other) == 2
+
+
+def test_an_explicit_runtime_wins_over_the_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.encoders.trial import runtime_for
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    measure, calls = _timings(AVX512_BF16)
+    assert runtime_for("query", "fp32", model="m", measure=measure) == ("fp32", "setting")
+    assert runtime_for("batch", "onnx", model="m", measure=measure) == ("onnx", "setting")
+    assert runtime_for("batch", model="m", device="cuda", measure=measure) == ("fp32", "device")
+    assert calls == []
+
+
+def test_a_trial_that_fails_falls_back_to_the_cpu_flags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.encoders.trial import runtime_for
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+
+    def broken(model: str, device: str) -> dict[str, object]:
+        raise ImportError("no torch here")
+
+    runtime, source = runtime_for("batch", model="m", measure=broken)  # type: ignore[arg-type]
+    assert (runtime, source) == (choose_runtime("auto"), "cpu flags")
+    assert not (tmp_path / "runtimes.json").exists()  # nothing recorded: tried again later
+
+
+def test_the_trial_record_names_the_measured_speeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.encoders.trial import runtime_for, runtime_summary
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    assert runtime_summary("m")["measured"] is False
+    measure, _ = _timings(AVX512_BF16)
+    runtime_for("batch", model="m", measure=measure)
+    summary = runtime_summary("m")
+    assert summary["choice"] == {"batch": "bf16", "query": "onnx"}
+    assert summary["measurements"]["onnx"]["query_ms"] == 3.6
+    assert runtime_summary("m", "fp32")["choice"] == {"batch": "fp32", "query": "fp32"}

@@ -68,7 +68,7 @@ def fake_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
              make_case("mail", "Outlook keeps asking for the password", "Reset credentials")]
     CaseIndex.build(cases, tmp_path / "idx", encoder=encoder)
     # The CLI loads the model named in the manifest: hand it the fake one.
-    monkeypatch.setattr(index_module, "load_encoder", lambda *a, **kw: encoder)
+    monkeypatch.setattr(index_module, "load_query_encoder", lambda *a, **kw: encoder)
     return tmp_path / "idx"
 
 

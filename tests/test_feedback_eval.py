@@ -37,7 +37,7 @@ def index_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     encoder = FakeEncoder()
     CaseIndex.build(CASES, tmp_path / "idx", encoder=encoder)
     # The CLI loads the model named in the manifest: hand it the fake one.
-    monkeypatch.setattr(index_module, "load_encoder", lambda *a, **kw: encoder)
+    monkeypatch.setattr(index_module, "load_query_encoder", lambda *a, **kw: encoder)
     return tmp_path / "idx"
 
 

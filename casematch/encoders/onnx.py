@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from casematch.encoders.bundle import cache_dir, onnx_session, pool
 from casematch.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,6 @@ def onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def cache_dir() -> Path:
-    """Where exported models live: $CASEMATCH_CACHE_DIR, else the user's cache folder."""
-    explicit = os.environ.get("CASEMATCH_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "casematch"
 
 
 def supports(model_dir: Path) -> bool:
@@ -174,8 +166,6 @@ class OnnxTransformer:
     """Runs the exported transformer and pools like the model's Pooling and Normalize modules."""
 
     def __init__(self, model: Any, model_dir: Path) -> None:
-        import onnxruntime as ort
-
         if not supports(model_dir):
             raise ConfigError(
                 f"the onnx runtime supports mean-pooled, normalised models only; "
@@ -183,15 +173,9 @@ class OnnxTransformer:
             )
         self._model = model
         self.path = cache_dir() / "onnx" / _cache_key(model_dir) / "model.onnx"
-        options = ort.SessionOptions()
-        # Two cores: a single query ran 1.8x faster on both than on one. Spinning off: beside
-        # a busy process, spinning threads took 17 ms p50 per query against 11 ms without.
-        options.intra_op_num_threads = min(os.cpu_count() or 1, 4)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = self._open(ort, options)
+        self._session = self._open()
 
-    def _open(self, ort: Any, options: Any) -> Any:
+    def _open(self) -> Any:
         for attempt in (1, 2):
             if not self.path.exists():
                 log.info("exporting the embedding model to ONNX at %s (once per model)", self.path)
@@ -203,8 +187,7 @@ class OnnxTransformer:
                         "Set CASEMATCH_CACHE_DIR to a writable folder, or use runtime fp32"
                     ) from exc
             try:
-                return ort.InferenceSession(str(self.path), options,
-                                            providers=["CPUExecutionProvider"])
+                return onnx_session(self.path)
             except Exception as exc:  # onnxruntime raises its own untyped errors
                 if attempt == 2:
                     raise ConfigError(f"cannot load the ONNX export {self.path}: {exc}") from exc
@@ -217,7 +200,4 @@ class OnnxTransformer:
         features = _features(self._model, texts)
         feeds = {name: features[name].numpy().astype(np.int64, copy=False) for name in _INPUTS}
         hidden = self._session.run(None, feeds)[0]
-        mask = feeds["attention_mask"][:, :, None].astype(np.float32)
-        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return np.ascontiguousarray(pooled, dtype=np.float32)
+        return pool(hidden, feeds["attention_mask"])

@@ -11,7 +11,7 @@ from casematch.errors import ConfigError
 RUNTIMES = ("auto", "fp32", "bf16", "onnx")
 # CPU flags with native bf16 matmuls. Without them torch emulates bf16 and autocast is
 # slower than fp32 (measured on an AVX2-only EPYC: benchmarks/RESULTS.md, "Encoder runtimes").
-_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 # Measured batch-size sweeps (benchmarks/encode.py, three runs): 16 encoded 13-26% more
 # tokens/s than 32 and 64 on 2 cores, with torch and with ONNX Runtime; 8 was slower.
 # Within a length-sorted call, bigger batches only pad more.
@@ -46,7 +46,7 @@ def choose_runtime(runtime: str = "auto", *, device: str = "cpu",
     if not device.startswith("cpu"):
         return "fp32"  # GPUs: sentence-transformers' own defaults; not measured here
     flags = cpu_flags() if flags is None else flags
-    if flags & _BF16_CPU_FLAGS:
+    if flags & BF16_CPU_FLAGS:
         return "bf16"
     if onnx is None:
         from casematch.encoders.onnx import onnxruntime_available

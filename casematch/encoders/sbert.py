@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -69,11 +70,52 @@ class SentenceTransformerEncoder:
         # Two special tokens ([CLS], [SEP]) share the model's window with the text.
         self._window = int(self._model.max_seq_length or 256) - 2
         self._dimension = int(self._model.get_embedding_dimension() or 0)
+        self._model_dir = Path(path)
         self._onnx: Any = None
+        if _ONE_THREAD:
+            serve_queries_on_one_thread()
         if self.runtime == "onnx":
-            self._onnx = self._load_onnx(Path(path), forced=runtime == "onnx")
+            self._onnx = self._load_onnx(self._model_dir, forced=runtime == "onnx")
             if self._onnx is None:
                 self.runtime = "fp32"
+
+    def with_runtime(self, runtime: str) -> SentenceTransformerEncoder:
+        """The same loaded model encoding with another runtime (for the runtime trial)."""
+        other = copy.copy(self)
+        other.runtime = choose_runtime(runtime)
+        other._onnx = None
+        if other.runtime == "onnx":
+            other._onnx = self._onnx or self._load_onnx(self._model_dir, forced=True)
+        return other
+
+    def query_bundle(self) -> Path:
+        """The cached bundle a query needs without torch (`casematch.encoders.bundle`).
+
+        Exported from this model the first time (seconds, once per model); then only
+        checked. Raises what a forced onnx runtime raises when it cannot be exported.
+        """
+        from casematch.encoders import bundle
+
+        folder = bundle.cached_bundle_dir(self._name)
+        fingerprint = bundle.source_fingerprint(self._model_dir)
+        found = bundle.read_bundle(folder, self._name)
+        if found is not None and found.get("fingerprint") == fingerprint:
+            return folder
+        onnx = self._onnx or self._load_onnx(self._model_dir, forced=True)
+        tokenizer = self._tokenizer
+        settings = {
+            "model": self._name,
+            "max_seq_length": self._window + 2,
+            "dimension": self._dimension,
+            "do_lower_case": bool(getattr(self._model[0], "do_lower_case", False)),
+            "pad_id": int(tokenizer.pad_token_id),
+            "pad_token": str(tokenizer.pad_token),
+            "fingerprint": fingerprint,
+        }
+        bundle.write_bundle(folder, onnx_path=onnx.path,
+                            tokenizer_json=tokenizer.backend_tokenizer.to_str(),
+                            settings=settings)
+        return folder
 
     def _load_onnx(self, model_dir: Path, *, forced: bool) -> Any:
         """The ONNX transformer, or None (with a warning) where "auto" cannot use it."""
@@ -172,6 +214,11 @@ class SentenceTransformerEncoder:
         return vectors
 
 
+# Set by `serve_queries_on_one_thread` before torch is loaded: the encoder applies it when
+# (and only if) it loads torch, so a process that never needs torch never imports it.
+_ONE_THREAD = False
+
+
 def serve_queries_on_one_thread() -> None:
     """Run torch on one thread in a process that answers queries.
 
@@ -181,6 +228,10 @@ def serve_queries_on_one_thread() -> None:
     p50 492 ms on two threads, 22 ms on one (benchmarks/RESULTS.md, "Query threads"). A
     responder gets its parallelism from answering several queries at once instead.
     """
-    import torch
+    global _ONE_THREAD
+    _ONE_THREAD = True
+    import sys
 
-    torch.set_num_threads(1)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

@@ -16,6 +16,7 @@ from typing import Any
 from casematch.config import Settings
 from casematch.encoders import Encoder, load_encoder
 from casematch.errors import InputError
+from casematch.index import attach_query_model
 from casematch.sources import ReadReport, read_source
 from casematch.storage.generations import check_index_folder, check_unlocked, current_case_ids
 from casematch.storage.writer import IndexWriter, UpdateResult
@@ -161,6 +162,7 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
                 writer.delete(case_id)
             pruned = writer.result.deleted - deleted
         result = writer.commit(progress=progress)
+        attach_query_model(root, encoder)  # a copied index starts fast anywhere
         for source in sources:
             key = keys[str(source)]
             complete = str(source) not in partial

@@ -26,6 +26,7 @@ from casematch.cases import clean_case
 from casematch.config import Settings
 from casematch.encoders import Encoder, load_encoder
 from casematch.errors import CasematchError, ConfigError, IndexLockedError, InputError
+from casematch.index import attach_query_model
 from casematch.sources import SourceConfig, SyncBatch, pull
 from casematch.storage.generations import check_index_folder, check_unlocked
 from casematch.storage.writer import IndexWriter, UpdateResult
@@ -146,6 +147,7 @@ def reindex(
                 writer.result.embedded = embedded
                 raise _DryRun
             result = writer.commit(progress=embed_progress)
+            attach_query_model(root, encoder)  # a copied index starts fast anywhere
             if full:
                 state.reset()
             for source, batch in batches:

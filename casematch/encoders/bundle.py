@@ -1,0 +1,260 @@
+"""The query model as plain files: fused ONNX graph, tokenizer.json and the few settings.
+
+A query is one short text; loading torch, transformers and sentence-transformers to embed
+it took 3.6 s of a 5 s cold `casematch query` (benchmarks/RESULTS.md, "Cold start"). A
+bundle holds all a query needs, run by the `tokenizers` library and ONNX Runtime with
+pooling in numpy (`OnnxQueryEncoder`). It is written once per model into the cache folder
+by the torch encoder (which exports the graph) and copied into each index it builds, so a
+copied index answers fast on any machine with onnxruntime.
+
+Layout of a bundle folder:
+    model.onnx      the fused transformer (last hidden state), as `casematch.encoders.onnx`
+    tokenizer.json  the model's fast tokenizer, exactly the one sentence-transformers calls
+    encoder.json    model name, window, dimension, padding token, source fingerprint
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from casematch.encoders.models import CHUNK_OVERLAP_TOKENS, DEFAULT_BATCH_SIZE
+from casematch.errors import ConfigError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+BUNDLE_VERSION = 1
+INDEX_FOLDER = "model-onnx"  # beside the generations of an index, never pruned
+_FILES = ("model.onnx", "tokenizer.json", "encoder.json")
+
+
+def cache_dir() -> Path:
+    """Where exported models live: $CASEMATCH_CACHE_DIR, else the user's cache folder."""
+    explicit = os.environ.get("CASEMATCH_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "casematch"
+
+
+def cached_bundle_dir(model_name: str) -> Path:
+    """The cache folder of the bundle for a canonical model name."""
+    digest = hashlib.sha256(model_name.encode()).hexdigest()[:16]
+    return cache_dir() / "query" / digest
+
+
+def source_fingerprint(model_dir: Path) -> str:
+    """Sizes and times of the model's files: a changed local model is exported again.
+
+    Only `stat` calls, so the query path can check it without loading anything.
+    """
+    digest = hashlib.sha256()
+    if model_dir.is_dir():
+        for path in sorted(model_dir.glob("*")):
+            if path.is_file():
+                stat = path.stat()
+                digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def read_bundle(folder: Path, model_name: str) -> dict[str, Any] | None:
+    """The settings of a complete bundle for `model_name` in `folder`, else None."""
+    try:
+        config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(config, dict) or config.get("version") != BUNDLE_VERSION
+            or config.get("model") != model_name
+            or not all((folder / name).is_file() for name in _FILES)):
+        return None
+    return config
+
+
+def write_bundle(folder: Path, *, onnx_path: Path, tokenizer_json: str,
+                 settings: dict[str, Any]) -> None:
+    """Write a bundle into `folder` atomically (a reader sees the old one or the new one)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    os.chmod(tmp, 0o755)  # readable by whoever reads the index, as its other files
+    try:
+        _link_or_copy(onnx_path, tmp / "model.onnx")
+        (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        (tmp / "encoder.json").write_text(
+            json.dumps({"version": BUNDLE_VERSION, **settings}, indent=2), encoding="utf-8")
+        _swap_in(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_bundle(source: Path, folder: Path) -> None:
+    """Copy a bundle (model.onnx hard-linked where the file system allows) into `folder`."""
+    if _same_bundle(source, folder):
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
+    os.chmod(tmp, 0o755)  # readable by whoever reads the index, as its other files
+    try:
+        for name in _FILES:
+            _link_or_copy(source / name, tmp / name)
+        _swap_in(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _same_bundle(source: Path, folder: Path) -> bool:
+    try:
+        return all((source / n).read_bytes() == (folder / n).read_bytes()
+                   for n in ("encoder.json", "tokenizer.json")) and (
+            (source / "model.onnx").stat().st_size == (folder / "model.onnx").stat().st_size)
+    except OSError:
+        return False
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    # A hard link costs no space; the cache replaces its files (new inodes), never edits them.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    old = folder.with_name(f".{folder.name}-old-{os.getpid()}")
+    if folder.exists():
+        os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def onnx_session(path: Path) -> Any:
+    """An ONNX Runtime session tuned for this machine (shared by torch and query encoders)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # Two cores: a single query ran 1.8x faster on both than on one. Spinning off: beside
+    # a busy process, spinning threads took 17 ms p50 per query against 11 ms without.
+    options.intra_op_num_threads = session_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def session_threads() -> int:
+    return min(os.cpu_count() or 1, 4)
+
+
+def pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    """Mean over the real tokens, then L2-normalised, as the model's Pooling and Normalize."""
+    mask = attention_mask[:, :, None].astype(np.float32)
+    pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+    pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+    return np.ascontiguousarray(pooled, dtype=np.float32)
+
+
+class OnnxQueryEncoder:
+    """An `Encoder` from a bundle: tokenizers + ONNX Runtime + numpy, no torch.
+
+    Its chunks and vectors are the torch encoder's (same tokenizer, same graph as the
+    onnx runtime, same pooling): cosine >= 0.9999 to torch fp32, checked by the tests.
+    """
+
+    runtime = "onnx"
+
+    def __init__(self, folder: Path, model_name: str) -> None:
+        config = read_bundle(folder, model_name)
+        if config is None:
+            raise ConfigError(f"{folder}: no complete ONNX query model for {model_name}; "
+                              "rebuild the index or delete the folder to export it again")
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the fast query path needs tokenizers and onnxruntime ({exc}): "
+                "pip install tokenizers onnxruntime") from exc
+        self.folder = folder
+        self._name = model_name
+        self._dimension = int(config["dimension"])
+        self._max_length = int(config["max_seq_length"])
+        # Two special tokens ([CLS], [SEP]) share the model's window with the text.
+        self._window = self._max_length - 2
+        self.batch_size = DEFAULT_BATCH_SIZE
+        self._lower = bool(config.get("do_lower_case", False))
+        tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        # Two copies: one truncating and padding like sentence-transformers' preprocess
+        # for model inputs, one untouched for the offsets `chunk` cuts windows at.
+        try:
+            self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        except Exception as exc:  # tokenizers raises plain Exceptions on bad JSON
+            raise ConfigError(f"{folder / 'tokenizer.json'} is damaged ({exc}); delete "
+                              f"{folder} to export it again") from exc
+        self._tokenizer.enable_truncation(self._max_length)
+        self._tokenizer.enable_padding(pad_id=int(config["pad_id"]),
+                                       pad_token=str(config["pad_token"]))
+        self._offsets = Tokenizer.from_str(tokenizer_json)
+        self._offsets.no_truncation()
+        self._offsets.no_padding()
+        try:
+            self._session = onnx_session(folder / "model.onnx")
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the fast query path needs onnxruntime ({exc}): pip install onnxruntime"
+            ) from exc
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigError(f"cannot load the ONNX query model {folder / 'model.onnx'}: "
+                              f"{exc}; delete {folder} to export it again") from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def chunk(self, text: str) -> list[str]:
+        # Cheap exit: a word-piece covers at least one character, so short texts fit.
+        if len(text) <= self._window:
+            return [text]
+        offsets = self._offsets.encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= self._window:
+            return [text]
+        step = self._window - CHUNK_OVERLAP_TOKENS
+        pieces = []
+        for start in range(0, len(offsets), step):
+            window = offsets[start : start + self._window]
+            pieces.append(text[window[0][0] : window[-1][1]])
+            if start + self._window >= len(offsets):
+                break
+        return pieces
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        texts = [t.lower() for t in texts] if self._lower else list(texts)
+        # Longest first, as sentence-transformers does within a call: batches pad little.
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            vectors[rows] = self._encode_batch([texts[i] for i in rows])
+        return vectors
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        # sentence-transformers strips each text before tokenizing.
+        encodings = self._tokenizer.encode_batch([t.strip() for t in texts])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask,
+                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        return pool(hidden, mask)

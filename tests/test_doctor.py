@@ -1,0 +1,84 @@
+"""`casematch doctor`: a report of what matters, a non-zero exit with the fix when broken."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import FakeEncoder, make_case
+
+from casematch.cli import cli
+from casematch.index import CaseIndex
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("CASEMATCH_INDEX", "CASEMATCH_CONFIG", "CASEMATCH_RUNTIME", "SLACK_BOT_TOKEN",
+                 "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    CaseIndex.build([make_case("1", "printer jam", "replace the fuser")], tmp_path / "idx",
+                    encoder=FakeEncoder())
+    return tmp_path / "idx"
+
+
+def _doctor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["doctor", *args], env=env)
+    return result.exit_code, result.output
+
+
+def test_a_healthy_setup_reports_everything_and_exits_zero(index_dir: Path) -> None:
+    code, output = _doctor("--index", str(index_dir), "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["ok"] is True and report["problems"] == []
+    assert report["index"]["ok"] is True and report["index"]["cases"] == 1
+    assert report["model"]["name"] == FakeEncoder().name
+    assert report["versions"]["onnxruntime"] and report["versions"]["casematch"]
+    assert report["threads"]["onnxruntime_query_threads"] >= 1
+    assert report["cache"]["writable"] is True
+    assert report["runtimes"]["setting"] == "auto"
+    assert report["slack"]["configured"] is False
+
+
+def test_a_missing_index_exits_non_zero_with_the_fix(tmp_path: Path, index_dir: Path) -> None:
+    code, output = _doctor("--index", str(tmp_path / "nowhere"))
+    assert code == 1
+    assert "PROBLEM: index" in output and "casematch index SOURCES" in output
+
+
+def test_an_explicit_runtime_is_reported_as_the_choice(index_dir: Path) -> None:
+    code, output = _doctor("--index", str(index_dir), "--json",
+                           env={"CASEMATCH_RUNTIME": "fp32"})
+    assert code == 0, output
+    runtimes = json.loads(output)["runtimes"]
+    assert runtimes["choice"] == {"batch": "fp32", "query": "fp32"}
+    assert "setting" in runtimes["source"]
+
+
+def test_incomplete_slack_settings_name_what_to_set_but_no_secret(
+        index_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "casematch.toml"
+    config.write_text(f'[index]\npath = "{index_dir}"\n[slack]\nchannels = ["C1"]\n',
+                      encoding="utf-8")
+    secret = "xoxb-very-secret-token"
+    code, output = _doctor("--config", str(config), env={"SLACK_BOT_TOKEN": secret})
+    assert code == 1
+    assert secret not in output
+    assert "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)" in output
+    code, output = _doctor("--config", str(config), "--json",
+                           env={"SLACK_BOT_TOKEN": secret, "SLACK_APP_TOKEN": "xapp-secret"})
+    assert code == 0, output
+    assert secret not in output and "xapp-secret" not in output
+    assert json.loads(output)["slack"]["complete"] is True
+
+
+def test_stats_shows_the_runtime_each_job_gets(index_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["stats", "--index", str(index_dir), "--json"],
+                                env={"CASEMATCH_RUNTIME": "bf16"})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["runtimes"]["choice"] == {"batch": "bf16", "query": "bf16"}
+    result = CliRunner().invoke(cli, ["stats", "--index", str(index_dir)])
+    assert "Runtimes: batch " in result.output
