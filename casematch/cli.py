@@ -316,10 +316,12 @@ SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack
               help="Connect out to Slack over a WebSocket (default; no public URL needed).")
 @click.option("--http", "mode", flag_value="http",
               help="Serve the Events API at POST /slack/events instead.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for --http to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
               help="Port for --http.")
 @click.pass_context
-def slack_serve_cmd(ctx: click.Context, mode: str, port: int) -> None:
+def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int) -> None:
     """Answer new cases in the configured swarm channels with similar resolved cases."""
     import logging
     import os
@@ -335,7 +337,7 @@ def slack_serve_cmd(ctx: click.Context, mode: str, port: int) -> None:
     if mode == "socket":
         app.serve_socket_mode(built.app, slack.app_token)
     else:
-        http.serve_http(built.app, port)
+        http.serve_http(built.gate(), host, port)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from casematch.cases import Visibility
 from casematch.index import CaseIndex
 from casematch.slack import feedback_queries
 from casematch.slack.app import Responders, build_app, web_client
-from casematch.slack.http import start_http
+from casematch.slack.http import HttpServer
 from casematch.slack.settings import SlackSettings
 
 SECRET = "test-signing-secret"
@@ -64,9 +64,8 @@ def slack_settings(index: Path, fake: FakeSlackWeb, **overrides: Any) -> SlackSe
 def start(index: Path, fake: FakeSlackWeb, **overrides: Any) -> Harness:
     slack = slack_settings(index, fake, **overrides)
     built = build_app(slack, encoder=FakeEncoder(), client=web_client(slack))
-    server = start_http(built.app)
-    return Harness(fake, built, f"http://127.0.0.1:{server.server_address[1]}/slack/events",
-                   server)
+    server = HttpServer(built.gate()).start()
+    return Harness(fake, built, server.url, server)
 
 
 @pytest.fixture

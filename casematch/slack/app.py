@@ -19,6 +19,7 @@ from casematch import render
 from casematch.encoders import Encoder
 from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
+from casematch.slack.http import HttpLimits, SlackGate
 from casematch.slack.responder import Responder
 from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState
@@ -41,6 +42,13 @@ class Responders:
     responder: Responder
     index: LiveIndex
     state: SlackState
+    slack: SlackSettings
+    ready: bool = False
+
+    def gate(self, limits: HttpLimits | None = None) -> SlackGate:
+        """The WSGI app serving this responder over HTTP (`casematch.slack.http`)."""
+        return SlackGate(self.app, self.slack.signing_secret, ready=lambda: self.ready,
+                         limits=limits or HttpLimits())
 
 
 def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
@@ -63,7 +71,11 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     responder.bot_user_id, responder.bot_id = str(me.get("user_id")), str(me.get("bot_id"))
     register(app, responder, ThreadPoolExecutor(max_workers=workers,
                                                 thread_name_prefix="casematch-work"))
-    return Responders(app, responder, index, state)
+    built = Responders(app, responder, index, state, slack)
+    # The first reply must not wait for the model: load it before reporting ready.
+    index.get().encoder.encode(["warm up"])
+    built.ready = True
+    return built
 
 
 def register(app: App, responder: Responder, work: ThreadPoolExecutor) -> None:
