@@ -331,13 +331,13 @@ def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int) -> None
     slack = SlackSettings.from_settings(_settings(ctx), os.environ)
     slack.require(socket_mode=mode == "socket")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from casematch.slack import app, http
+    from casematch.slack import app
 
     built = app.build_app(slack)
     if mode == "socket":
         app.serve_socket_mode(built.app, slack.app_token)
     else:
-        http.serve_http(built.gate(), host, port)
+        built.serve_http(host, port)
 
 
 def main() -> None:

@@ -7,23 +7,28 @@ command / action, and running listeners on worker threads after the ack.
 
 from __future__ import annotations
 
+import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from casematch import render
 from casematch.encoders import Encoder
 from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
-from casematch.slack.http import HttpLimits, SlackGate
+from casematch.slack.http import HttpLimits, HttpServer, SlackGate
 from casematch.slack.responder import Responder
 from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState
 from casematch.slack.suggest import LiveIndex, Suggester
+from casematch.slack.work import WorkQueue
 from casematch.sources.slack_api import web_client as slack_web_client
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 def web_client(slack: SlackSettings) -> WebClient:
     """The responder's Web API client (the same factory as the Slack API source's)."""
     return slack_web_client(slack.bot_token, slack.api_base_url)
+
+
+# Pending work older than this is dropped at start rather than answered late.
+RESUME_WITHIN_S = 600.0
 
 
 @dataclass
@@ -43,16 +52,45 @@ class Responders:
     index: LiveIndex
     state: SlackState
     slack: SlackSettings
+    work: WorkQueue
     ready: bool = False
 
     def gate(self, limits: HttpLimits | None = None) -> SlackGate:
         """The WSGI app serving this responder over HTTP (`casematch.slack.http`)."""
         return SlackGate(self.app, self.slack.signing_secret, ready=lambda: self.ready,
-                         limits=limits or HttpLimits())
+                         overloaded=self.work.full, limits=limits or HttpLimits())
+
+    def resume(self, within_s: float = RESUME_WITHIN_S) -> int:
+        """Queue again the work a previous process claimed and did not finish."""
+        jobs = self.state.pending_work(within_s)
+        for key, kind, body in jobs:
+            log.info("resuming %s work %s", kind, key)
+            self.work.submit(_job(self, key, kind, json.loads(body), resumed=True))
+        return len(jobs)
+
+    def serve_http(self, host: str, port: int, *, drain_s: float = 20.0,
+                   stop: threading.Event | None = None) -> None:
+        """Serve until SIGTERM/SIGINT (or `stop`): then stop accepting, finish the queued
+        work within `drain_s`, and return. Unfinished work stays pending for next start."""
+        import signal
+
+        stop = stop or threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: stop.set())
+        server = HttpServer(self.gate(), host, port).start()
+        log.info("listening on %s", server.url)
+        stop.wait()
+        log.info("stopping: no new requests; finishing queued work (up to %.0f s)", drain_s)
+        server.stop_accepting()
+        finished = self.work.drain(drain_s)
+        server.shutdown(grace_s=1.0)
+        log.info("stopped (%s)", "all work finished" if finished else "some work left pending")
 
 
 def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
-              client: WebClient | None = None, workers: int = 4) -> Responders:
+              client: WebClient | None = None, workers: int = 4,
+              queue_size: int = 256, resume: bool = True) -> Responders:
     client = client or web_client(slack)
     settings = slack.settings
     serve_queries_on_one_thread()  # a responder answers one short query at a time
@@ -69,53 +107,82 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     )
     me = client.auth_test()
     responder.bot_user_id, responder.bot_id = str(me.get("user_id")), str(me.get("bot_id"))
-    register(app, responder, ThreadPoolExecutor(max_workers=workers,
-                                                thread_name_prefix="casematch-work"))
-    built = Responders(app, responder, index, state, slack)
+    built = Responders(app, responder, index, state, slack,
+                       WorkQueue(workers=workers, maxsize=queue_size))
+    register(built)
     # The first reply must not wait for the model: load it before reporting ready.
     index.get().encoder.encode(["warm up"])
+    if resume:
+        built.resume()
     built.ready = True
     return built
 
 
-def register(app: App, responder: Responder, work: ThreadPoolExecutor) -> None:
-    """Every listener only hands its request to `work` and returns.
+def _job(built: Responders, key: str, kind: str, body: dict[str, Any], *,
+         resumed: bool = False) -> Callable[[], None]:
+    """The work for one request, as a job that marks itself done in the state."""
+    responder, client = built.responder, built.app.client
+
+    def run() -> None:
+        try:
+            if kind == "message":
+                responder.on_message(body, client, resumed=resumed)
+            elif kind == "reaction":
+                responder.on_reaction(body, client)
+            elif kind == "mention":
+                responder.on_mention(body, client)
+            elif kind == "command":
+                respond = Respond(response_url=str(body.get("response_url") or ""))
+                responder.on_command(body, client, respond)
+            elif kind == "action":
+                responder.on_feedback(body, client)
+        except Exception:  # logged without the request: it may hold message text
+            log.error("%s work %s failed", kind, key, exc_info=True)
+        built.state.done(key)  # done or failed for good: a crash is what resumes
+
+    return run
+
+
+def register(built: Responders) -> None:
+    """Every listener only records its request as pending, queues it and returns.
 
     Bolt acks on its own listener threads; if those also ran the searches, a burst would
     queue acks behind searches and Slack would see timeouts and retry. The searches get a
-    pool of their own instead, and Bolt's threads are free within milliseconds.
+    bounded queue of their own instead, and Bolt's threads are free within milliseconds.
     """
+    app, state = built.app, built.state
 
-    def later(handler: Any, *args: Any) -> None:
-        def run() -> None:
-            try:
-                handler(*args)
-            except Exception:  # logged, not raised: nobody waits on this thread
-                log.exception("%s failed", getattr(handler, "__name__", "handler"))
-        work.submit(run)
+    def accept(kind: str, key: str, body: dict[str, Any]) -> None:
+        if not state.claim_event(key, kind, json.dumps(body)):
+            return  # a retry, or a twin replica got it first
+        built.work.submit(_job(built, key, kind, body))
+
+    def event_key(body: dict[str, Any]) -> str:
+        return str(body.get("event_id") or "") or uuid.uuid4().hex
 
     @app.event("message")
-    def message(body: dict[str, Any], client: Any) -> None:
-        later(responder.on_message, body, client)
+    def message(body: dict[str, Any]) -> None:
+        accept("message", event_key(body), body)
 
     @app.event("reaction_added")
-    def reaction(body: dict[str, Any], client: Any) -> None:
-        later(responder.on_reaction, body, client)
+    def reaction(body: dict[str, Any]) -> None:
+        accept("reaction", event_key(body), body)
 
     @app.event("app_mention")
-    def mention(body: dict[str, Any], client: Any) -> None:
-        later(responder.on_mention, body, client)
+    def mention(body: dict[str, Any]) -> None:
+        accept("mention", event_key(body), body)
 
-    @app.command(responder.slack.slash_command)
-    def command(ack: Any, command: dict[str, Any], client: Any, respond: Any) -> None:
+    @app.command(built.responder.slack.slash_command)
+    def command(ack: Any, command: dict[str, Any]) -> None:
         ack()
-        later(responder.on_command, command, client, respond)
+        accept("command", "cmd:" + str(command.get("trigger_id") or uuid.uuid4().hex),
+               command)
 
     for action_id in (render.HELPFUL_ACTION, render.NOT_RELEVANT_ACTION):
         @app.action(action_id)
-        def feedback(ack: Any, body: dict[str, Any], client: Any) -> None:
+        def feedback(ack: Any, body: dict[str, Any]) -> None:
             ack()
-            later(responder.on_feedback, body, client)
+            accept("action", "act:" + uuid.uuid4().hex, body)
 
 
 # ---- Socket Mode -----------------------------------------------------------------------------

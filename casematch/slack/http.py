@@ -209,8 +209,3 @@ class HttpServer:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
 
-
-def serve_http(gate: SlackGate, host: str, port: int) -> None:
-    server = HttpServer(gate, host, port)
-    log.info("listening on %s", server.url)
-    server.run()

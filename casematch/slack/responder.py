@@ -2,8 +2,10 @@
 command, feedback click. Each handler holds the rules of its event (dedup, edits, privacy)
 and calls the suggester, the state and the renderer.
 
-These run on the responder's work pool, after Bolt has acknowledged the request
-(`app.register`), so a search never delays the 3-second ack.
+These run on the responder's work queue, after Bolt has acknowledged the request
+(`app.register`), so a search never delays the 3-second ack. The listener has already
+claimed the event (a retry or a twin replica's copy never gets here) and recorded it as
+pending; `resumed` says the work is being redone after a restart.
 """
 
 from __future__ import annotations
@@ -67,13 +69,11 @@ class Responder:
 
     # ---- events ---------------------------------------------------------------------------
 
-    def on_message(self, body: dict[str, Any], client: Any) -> None:
+    def on_message(self, body: dict[str, Any], client: Any, *, resumed: bool = False) -> None:
         event = body.get("event") or {}
         channel = str(event.get("channel") or "")
         if channel not in self.slack.channels:
             return
-        if not self.state.claim_event(str(body.get("event_id") or "")):
-            return  # a retry, or a twin replica got it first
         subtype = event.get("subtype")
         if subtype == "message_deleted":
             self._root_gone(client, channel, str(event.get("deleted_ts") or ""))
@@ -85,17 +85,36 @@ class Responder:
             elif self._wanted_post(message):
                 self._root_edited(client, channel, ts, message_text(message))
         elif self._wanted_post(event):
-            self._new_root(client, channel, str(event["ts"]), message_text(event))
+            self._new_root(client, channel, str(event["ts"]), message_text(event), resumed)
 
-    def _new_root(self, client: Any, channel: str, ts: str, text: str) -> None:
-        if not text or not self.state.claim_root(channel, ts, text):
+    def _new_root(self, client: Any, channel: str, ts: str, text: str,
+                  resumed: bool = False) -> None:
+        if not text or not self.state.claim_root(channel, ts, text, resuming=resumed):
             return
+        if resumed:
+            # We may have posted and died before recording it: the thread says.
+            earlier = self._own_reply(client, channel, ts)
+            if earlier is not None:
+                self.state.set_reply(channel, ts, earlier)
+                return
         try:
             found = self.suggester.suggest(text, channel)
             self.state.set_reply(channel, ts, self._post(client, channel, ts, found) or "")
         except BaseException:
             self.state.set_reply(channel, ts, "")  # never leave an edit waiting on us
             raise
+
+    def _own_reply(self, client: Any, channel: str, ts: str) -> str | None:
+        """The ts of our reply in the thread of root `ts`, if there is one.
+
+        Only resumed work asks: conversations.replies is rate limited (Tier 3), and a
+        first attempt has nothing to find.
+        """
+        page = client.conversations_replies(channel=channel, ts=ts, limit=50)
+        for message in page.get("messages") or ():
+            if message.get("ts") != ts and self._is_ours(message):
+                return str(message["ts"])
+        return None
 
     def _post(self, client: Any, channel: str, ts: str, found: Suggestions) -> str | None:
         if found.matches:
@@ -146,8 +165,7 @@ class Responder:
         if (item.get("type") != "message" or channel not in self.slack.channels
                 or event.get("reaction") not in self.slack.capture_reactions):
             return
-        if self.state.claim_event(str(body.get("event_id") or "")):
-            self.capturer.capture(client, channel, str(item.get("ts")))
+        self.capturer.capture(client, channel, str(item.get("ts")))
 
     # ---- ephemeral answers ------------------------------------------------------------------
 
@@ -167,8 +185,6 @@ class Responder:
 
     def on_mention(self, body: dict[str, Any], client: Any) -> None:
         event = body.get("event") or {}
-        if not self.state.claim_event(str(body.get("event_id") or "")):
-            return
         channel, thread_ts = str(event.get("channel") or ""), event.get("thread_ts")
         if not thread_ts and channel in self.slack.channels:
             return  # a new post in a swarm channel: answered in public by on_message

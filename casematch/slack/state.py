@@ -3,7 +3,17 @@
 It lives outside every generation on purpose: a reindex replaces generations, and the
 record of which events were handled, which replies exist and what agents said about them
 must survive that. WAL mode lets several replicas and threads read and write it at once;
-`INSERT OR IGNORE` on a primary key is the atomic claim that makes a reply happen once.
+an insert that does nothing on a primary-key conflict is the atomic claim that makes a
+reply happen once.
+
+The SQL is kept portable (`INSERT ... ON CONFLICT`, no SQLite-only statements outside
+`_db`), and every access goes through `SlackState`'s methods, so another database can
+take its place behind the same methods.
+
+Work is at least once, replies exactly once: a claimed event is stored in `pending` with
+its whole request (what is needed to redo it) until its work is done. A responder that
+dies mid-work finds the row at its next start and redoes it (`pending_work`); a reply that
+may already have been posted is looked for in the thread before posting again.
 """
 
 from __future__ import annotations
@@ -21,6 +31,12 @@ EVENT_MEMORY_S = 24 * 3600
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id TEXT PRIMARY KEY,          -- the event id (or a command's trigger id)
+    kind TEXT NOT NULL,           -- message, reaction, mention, command, action
+    body TEXT NOT NULL,           -- the request as JSON: deleted once the work is done
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS queries (
     id TEXT PRIMARY KEY,          -- "<channel>:<ts>" for a root, a random id otherwise
     channel TEXT NOT NULL,
@@ -81,32 +97,67 @@ class SlackState:
 
     # ---- exactly once -----------------------------------------------------------------------
 
-    def claim_event(self, event_id: str) -> bool:
-        """True for the first delivery of `event_id` anywhere; False for a retry or a twin."""
+    def claim_event(self, event_id: str, kind: str = "", body: str = "") -> bool:
+        """True for the first delivery of `event_id` anywhere; False for a retry or a twin.
+
+        With `kind` and `body`, the claim also records the work as pending, in the same
+        transaction: a claimed event is never without a way to redo it.
+        """
         if not event_id:
             return True
         now = time.time()
         with self._db() as db:
-            inserted = db.execute("INSERT OR IGNORE INTO events VALUES (?, ?)",
-                                  (event_id, now)).rowcount == 1
+            db.execute("BEGIN")
+            inserted = db.execute(
+                "INSERT INTO events (event_id, seen_at) VALUES (?, ?) "
+                "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
+            if inserted and kind:
+                db.execute("INSERT INTO pending (id, kind, body, created_at) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (id) DO NOTHING", (event_id, kind, body, now))
+            db.execute("COMMIT")
             if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
                 db.execute("DELETE FROM events WHERE seen_at < ?", (now - EVENT_MEMORY_S,))
         return inserted
 
-    def claim_root(self, channel: str, ts: str, text: str) -> bool:
-        """True if this process is the one to answer the root message (channel, ts)."""
+    def done(self, event_id: str) -> None:
+        """The work of `event_id` is finished (or given up): forget its request."""
         with self._db() as db:
-            return db.execute(
-                "INSERT OR IGNORE INTO queries (id, channel, ts, text, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+            db.execute("DELETE FROM pending WHERE id = ?", (event_id,))
+
+    def pending_work(self, max_age_s: float) -> list[tuple[str, str, str]]:
+        """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first.
+        Older work is dropped: an answer that late would be noise."""
+        cutoff = time.time() - max_age_s
+        with self._db() as db:
+            db.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
+            return [(str(i), str(k), str(b)) for i, k, b in db.execute(
+                "SELECT id, kind, body FROM pending ORDER BY created_at")]
+
+    def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
+        """True if this process is the one to answer the root message (channel, ts).
+
+        `resuming` (redoing pending work after a restart) also takes a root whose first
+        answer was never decided: the process that claimed it died before replying.
+        """
+        with self._db() as db:
+            if db.execute(
+                "INSERT INTO queries (id, channel, ts, text, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (root_id(channel, ts), channel, ts, text, time.time()),
-            ).rowcount == 1
+            ).rowcount == 1:
+                return True
+            if not resuming:
+                return False
+            row = db.execute("SELECT reply_ts FROM queries WHERE id = ?",
+                             (root_id(channel, ts),)).fetchone()
+            return row is not None and row[0] is None
 
     def add_query(self, query_id: str, channel: str, text: str, thread_ts: str = "") -> None:
         """A query asked ephemerally; `thread_ts` when asked inside a thread."""
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO queries (id, channel, ts, text, created_at) "
-                       "VALUES (?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO queries (id, channel, ts, text, created_at) "
+                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                       "channel = excluded.channel, ts = excluded.ts, text = excluded.text",
                        (query_id, channel, thread_ts, text, time.time()))
 
     def set_reply(self, channel: str, ts: str, reply_ts: str | None) -> None:
@@ -147,7 +198,10 @@ class SlackState:
         if found is None:
             return False
         with self._db() as db:
-            db.execute("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO feedback (query_id, query_text, case_id, verdict, user, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (query_id, case_id, user) "
+                       "DO UPDATE SET verdict = excluded.verdict, at = excluded.at, "
+                       "query_text = excluded.query_text",
                        (query_id, found.text, case_id, verdict, user, time.time()))
         return True
 
