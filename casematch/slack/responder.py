@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import uuid
 from typing import Any
 
@@ -21,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from casematch import render
 from casematch.slack.capture import Capturer
 from casematch.slack.settings import SlackSettings
-from casematch.slack.state import SlackState, root_id
+from casematch.slack.state import SlackState, edit_key, root_id
 from casematch.slack.suggest import Suggester, Suggestions
 from casematch.sources.slack_threads import raw_text
 from casematch.text import slack_to_text
@@ -47,6 +48,7 @@ class Responder:
         self.capturer = capturer
         self.bot_user_id = ""
         self.bot_id = ""
+        self._root_locks = [threading.Lock() for _ in range(64)]
 
     # ---- rendering ------------------------------------------------------------------------
 
@@ -83,7 +85,9 @@ class Responder:
             if message.get("subtype") == "tombstone":  # a root with replies, deleted
                 self._root_gone(client, channel, ts)
             elif self._wanted_post(message):
-                self._root_edited(client, channel, ts, message_text(message))
+                edited = (message.get("edited") or {}).get("ts")
+                when = str(edited or event.get("event_ts") or event.get("ts") or "")
+                self._root_edited(client, channel, ts, message_text(message), when)
         elif self._wanted_post(event):
             self._new_root(client, channel, str(event["ts"]), message_text(event), resumed)
 
@@ -127,7 +131,15 @@ class Responder:
                                          text=fallback, unfurl_links=False)
         return str(posted["ts"])
 
-    def _root_edited(self, client: Any, channel: str, ts: str, text: str) -> None:
+    def _root_edited(self, client: Any, channel: str, ts: str, text: str,
+                     edited_ts: str) -> None:
+        # Two edits of one root in quick succession run one after the other here, and the
+        # state refuses an edit older than one applied (this or another process's).
+        with self._root_locks[hash(root_id(channel, ts)) % len(self._root_locks)]:
+            self._apply_edit(client, channel, ts, text, edited_ts)
+
+    def _apply_edit(self, client: Any, channel: str, ts: str, text: str,
+                    edited_ts: str) -> None:
         known = self.state.settled(root_id(channel, ts))
         if known is None:
             return  # posted before we were watching: not a case we answered
@@ -135,8 +147,11 @@ class Responder:
             # Slack also sends message_changed for link unfurls and thread bookkeeping:
             # the case is the same, and so is its answer.
             return
-        self.state.set_text(channel, ts, text)
+        if not self.state.apply_edit(channel, ts, text, edited_ts):
+            return  # a newer edit was applied already
         found = self.suggester.suggest(text, channel)
+        if self.state.latest_edit(channel, ts) != edit_key(edited_ts):
+            return  # a newer edit arrived (in another process) while we searched
         if not known.reply_ts:  # we were silent; the edited case may now have matches
             if found.matches:
                 self.state.set_reply(channel, ts, self._post(client, channel, ts, found))

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 STATE_FILE = "slack.sqlite"
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS queries (
     ts TEXT NOT NULL DEFAULT '',  -- the root, or the thread an ephemeral query was asked in
     text TEXT NOT NULL,
     reply_ts TEXT,                -- our reply; NULL while being decided, '' for none
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    edit_ts TEXT                  -- the newest edit applied (edit_key), NULL before any
 );
 CREATE TABLE IF NOT EXISTS feedback (
     query_id TEXT NOT NULL,
@@ -70,6 +72,19 @@ def root_id(channel: str, ts: str) -> str:
     return f"{channel}:{ts}"
 
 
+def edit_key(ts: str) -> str:
+    """A Slack ts as a fixed-width string, so that any database orders edits correctly
+    by comparing text ("999.5" < "1000.1" as numbers, not as strings)."""
+    try:
+        return f"{Decimal(ts):024.6f}"
+    except (InvalidOperation, ValueError):
+        return "0" * 24
+
+
+# Columns added since the first release: (table, column, type). Added on open.
+_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"),)
+
+
 class SlackState:
     """Short transactions on `slack.sqlite`; safe from many threads and processes."""
 
@@ -79,6 +94,10 @@ class SlackState:
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {d[0] for d in db.execute(f"SELECT * FROM {table} LIMIT 0").description}
+                if column not in have:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -165,9 +184,24 @@ class SlackState:
             db.execute("UPDATE queries SET reply_ts = ? WHERE id = ?",
                        (reply_ts, root_id(channel, ts)))
 
-    def set_text(self, channel: str, ts: str, text: str) -> None:
+    def apply_edit(self, channel: str, ts: str, text: str, edited_ts: str) -> bool:
+        """Record an edit of root (channel, ts) if it is newer than the last one applied.
+
+        False for an edit older than (or the same as) one already applied: edits can arrive
+        out of order, and the reply must end up showing the newest text's matches.
+        """
+        key = edit_key(edited_ts)
         with self._db() as db:
-            db.execute("UPDATE queries SET text = ? WHERE id = ?", (text, root_id(channel, ts)))
+            return db.execute(
+                "UPDATE queries SET text = ?, edit_ts = ? "
+                "WHERE id = ? AND (edit_ts IS NULL OR edit_ts < ?)",
+                (text, key, root_id(channel, ts), key)).rowcount == 1
+
+    def latest_edit(self, channel: str, ts: str) -> str | None:
+        with self._db() as db:
+            row = db.execute("SELECT edit_ts FROM queries WHERE id = ?",
+                             (root_id(channel, ts),)).fetchone()
+        return row[0] if row else None
 
     def settled(self, query_id: str, timeout: float = 5.0) -> Query | None:
         """The query once its first answer is decided (reply posted or silence chosen).
