@@ -96,7 +96,8 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     serve_queries_on_one_thread()  # a responder answers one short query at a time
     index = LiveIndex(slack.index_path, model=settings.model, encoder=encoder,
                       device=settings.device, runtime=settings.runtime)
-    state = SlackState.at_index(slack.index_path)
+    state = SlackState.at_index(slack.index_path, retention_days=slack.retention_days)
+    state.prune()
     responder = Responder(slack, Suggester(index, slack), state,
                           Capturer(index, settings.read_options))
     app = App(

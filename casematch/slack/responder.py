@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from casematch import render
 from casematch.slack.capture import Capturer
 from casematch.slack.settings import SlackSettings
-from casematch.slack.state import SlackState, edit_key, root_id
+from casematch.slack.state import SlackState, edit_key, root_id, text_hash
 from casematch.slack.suggest import Suggester, Suggestions
 from casematch.sources.slack_threads import raw_text
 from casematch.text import slack_to_text
@@ -143,7 +143,7 @@ class Responder:
         known = self.state.settled(root_id(channel, ts))
         if known is None:
             return  # posted before we were watching: not a case we answered
-        if text == known.text:
+        if text_hash(text) == known.text_hash or text == known.text:
             # Slack also sends message_changed for link unfurls and thread bookkeeping:
             # the case is the same, and so is its answer.
             return
@@ -164,7 +164,10 @@ class Responder:
 
     def _root_gone(self, client: Any, channel: str, ts: str) -> None:
         known = self.state.settled(root_id(channel, ts))
-        if known is None or not known.reply_ts:
+        if known is None:
+            return
+        self.state.erase_text(known.id)
+        if not known.reply_ts:
             return
         try:
             client.chat_delete(channel=channel, ts=known.reply_ts)

@@ -36,6 +36,8 @@ class SlackSettings:
     # Where a case from a private channel may be shown (see README, "Privacy").
     private_cases: str = "own-channel"
     slash_command: str = "/casematch"
+    # Days query text is kept (for feedback votes) before it is blanked.
+    retention_days: float = 30.0
     settings: Settings = field(default_factory=Settings)
     bot_token: str = field(default="", repr=False)
     bot_token_env: str = "SLACK_BOT_TOKEN"
@@ -67,6 +69,7 @@ class SlackSettings:
                     "capture_reactions", settings.reactions)),
                 private_cases=private,
                 slash_command=str(table.get("slash_command", "/casematch")),
+                retention_days=_positive(table.get("retention_days", 30.0), "retention_days"),
                 settings=settings,
                 bot_token=credentials.token,
                 bot_token_env=credentials.token_env,
@@ -92,3 +95,10 @@ class SlackSettings:
         if isinstance(self.answer_bots, bool):
             return self.answer_bots
         return bot_id in self.answer_bots
+
+
+def _positive(value: Any, name: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive number of days, not {value!r}")
+    return number

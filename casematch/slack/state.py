@@ -18,6 +18,7 @@ may already have been posted is looked for in the thread before posting again.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS queries (
     text TEXT NOT NULL,
     reply_ts TEXT,                -- our reply; NULL while being decided, '' for none
     created_at REAL NOT NULL,
-    edit_ts TEXT                  -- the newest edit applied (edit_key), NULL before any
+    edit_ts TEXT,                 -- the newest edit applied (edit_key), NULL before any
+    text_hash TEXT                -- sha256 of text: outlives the text (unfurl edits)
 );
 CREATE TABLE IF NOT EXISTS feedback (
     query_id TEXT NOT NULL,
@@ -66,6 +68,7 @@ class Query:
     ts: str
     text: str
     reply_ts: str | None
+    text_hash: str | None = None
 
 
 def root_id(channel: str, ts: str) -> str:
@@ -82,14 +85,21 @@ def edit_key(ts: str) -> str:
 
 
 # Columns added since the first release: (table, column, type). Added on open.
-_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"),)
+_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"))
+# Query text is kept this long for feedback votes, then blanked (`prune`).
+DEFAULT_RETENTION_DAYS = 30.0
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class SlackState:
     """Short transactions on `slack.sqlite`; safe from many threads and processes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         self.path = path
+        self.retention_s = retention_days * 86400
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -106,13 +116,21 @@ class SlackState:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout=30000")
+            # Erased text is overwritten with zeros in the file, not just unlinked.
+            db.execute("PRAGMA secure_delete=ON")
             yield db
         finally:
             db.close()
 
+    def _scrub(self, db: sqlite3.Connection) -> None:
+        """Push erased text out of the write-ahead log too (SQLite-specific: the WAL keeps
+        old page images until a checkpoint)."""
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     @classmethod
-    def at_index(cls, index_root: Path) -> SlackState:
-        return cls(Path(index_root) / STATE_FILE)
+    def at_index(cls, index_root: Path, *,
+                 retention_days: float = DEFAULT_RETENTION_DAYS) -> SlackState:
+        return cls(Path(index_root) / STATE_FILE, retention_days=retention_days)
 
     # ---- exactly once -----------------------------------------------------------------------
 
@@ -134,9 +152,28 @@ class SlackState:
                 db.execute("INSERT INTO pending (id, kind, body, created_at) VALUES (?, ?, ?, ?) "
                            "ON CONFLICT (id) DO NOTHING", (event_id, kind, body, now))
             db.execute("COMMIT")
-            if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
-                db.execute("DELETE FROM events WHERE seen_at < ?", (now - EVENT_MEMORY_S,))
+        if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
+            self.prune(now)
         return inserted
+
+    def prune(self, now: float | None = None) -> None:
+        """Forget old event ids and blank query text older than the retention period.
+        What stays of an old query is what dedup and edits need: ids, ts and a hash."""
+        now = time.time() if now is None else now
+        with self._db() as db:
+            db.execute("DELETE FROM events WHERE seen_at < ?", (now - EVENT_MEMORY_S,))
+            db.execute("DELETE FROM pending WHERE created_at < ?", (now - EVENT_MEMORY_S,))
+            blanked = db.execute("UPDATE queries SET text = '' WHERE created_at < ? "
+                                 "AND text <> ''", (now - self.retention_s,)).rowcount
+            if blanked:
+                self._scrub(db)
+
+    def erase_text(self, query_id: str) -> None:
+        """The message was deleted: its text goes from the queries and the feedback."""
+        with self._db() as db:
+            db.execute("UPDATE queries SET text = '' WHERE id = ?", (query_id,))
+            db.execute("UPDATE feedback SET query_text = '' WHERE query_id = ?", (query_id,))
+            self._scrub(db)
 
     def done(self, event_id: str) -> None:
         """The work of `event_id` is finished (or given up): forget its request."""
@@ -160,9 +197,9 @@ class SlackState:
         """
         with self._db() as db:
             if db.execute(
-                "INSERT INTO queries (id, channel, ts, text, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                (root_id(channel, ts), channel, ts, text, time.time()),
+                "INSERT INTO queries (id, channel, ts, text, text_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (root_id(channel, ts), channel, ts, text, text_hash(text), time.time()),
             ).rowcount == 1:
                 return True
             if not resuming:
@@ -174,10 +211,11 @@ class SlackState:
     def add_query(self, query_id: str, channel: str, text: str, thread_ts: str = "") -> None:
         """A query asked ephemerally; `thread_ts` when asked inside a thread."""
         with self._db() as db:
-            db.execute("INSERT INTO queries (id, channel, ts, text, created_at) "
-                       "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                       "channel = excluded.channel, ts = excluded.ts, text = excluded.text",
-                       (query_id, channel, thread_ts, text, time.time()))
+            db.execute("INSERT INTO queries (id, channel, ts, text, text_hash, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                       "channel = excluded.channel, ts = excluded.ts, text = excluded.text, "
+                       "text_hash = excluded.text_hash",
+                       (query_id, channel, thread_ts, text, text_hash(text), time.time()))
 
     def set_reply(self, channel: str, ts: str, reply_ts: str | None) -> None:
         with self._db() as db:
@@ -193,9 +231,9 @@ class SlackState:
         key = edit_key(edited_ts)
         with self._db() as db:
             return db.execute(
-                "UPDATE queries SET text = ?, edit_ts = ? "
+                "UPDATE queries SET text = ?, text_hash = ?, edit_ts = ? "
                 "WHERE id = ? AND (edit_ts IS NULL OR edit_ts < ?)",
-                (text, key, root_id(channel, ts), key)).rowcount == 1
+                (text, text_hash(text), key, root_id(channel, ts), key)).rowcount == 1
 
     def latest_edit(self, channel: str, ts: str) -> str | None:
         with self._db() as db:
@@ -220,7 +258,8 @@ class SlackState:
 
     def query(self, query_id: str) -> Query | None:
         with self._db() as db:
-            row = db.execute("SELECT id, channel, ts, text, reply_ts FROM queries WHERE id = ?",
+            row = db.execute("SELECT id, channel, ts, text, reply_ts, text_hash FROM queries "
+                             "WHERE id = ?",
                              (query_id,)).fetchone()
         return Query(*row) if row else None
 
