@@ -75,3 +75,30 @@ def test_slow_older_edit_does_not_overwrite_a_newer_one(slack: Harness) -> None:
     updates = slack.fake.of("chat.update")
     assert PRINTER_FIX in json.dumps(updates[-1].params["blocks"])
     assert slack.built.state.query(root_id(SWARM, "501.1")).text == "printer jams paper"
+
+
+# ---- bots ----------------------------------------------------------------------------------
+
+
+def test_slackbot_and_bots_are_ignored_unless_the_channel_answers_bots(
+    index_dir: Path
+) -> None:
+    from test_slack_responder import PRIVATE
+
+    fake = FakeSlackWeb()
+    harness = start(index_dir, fake, bot_channels=(PRIVATE,))
+    try:
+        reminder = "Reminder: vpn disconnects every hour"
+        harness.event(root("510.1", reminder, user="USLACKBOT"), "EvBot1")
+        harness.event(root("510.2", "vpn disconnects", bot_id="BHELP",
+                           subtype="bot_message"), "EvBot2")
+        settle(fake)
+        assert fake.of("chat.postMessage") == []
+        harness.event(root("510.3", reminder, channel=PRIVATE, user="USLACKBOT"), "EvBot3")
+        harness.event(root("510.4", "vpn disconnects every hour", channel=PRIVATE,
+                           bot_id="BHELP", subtype="bot_message"), "EvBot4")
+        calls = fake.wait_for("chat.postMessage", 2)
+        assert sorted(c.params["thread_ts"] for c in calls) == ["510.3", "510.4"]
+    finally:
+        harness.server.shutdown()
+        fake.close()

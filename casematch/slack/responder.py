@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 # Message subtypes that are a person (or an allowed bot) posting something new.
 _NEW_POST_SUBTYPES = frozenset({None, "bot_message", "file_share", "thread_broadcast"})
 HEADING = "*Similar resolved cases*"
+SLACKBOT = "USLACKBOT"
 
 
 def message_text(message: dict[str, Any]) -> str:
@@ -61,13 +62,17 @@ class Responder:
         return bool((self.bot_id and message.get("bot_id") == self.bot_id)
                     or (self.bot_user_id and message.get("user") == self.bot_user_id))
 
-    def _wanted_post(self, message: dict[str, Any]) -> bool:
+    def _wanted_post(self, message: dict[str, Any], channel: str) -> bool:
         if message.get("subtype") not in _NEW_POST_SUBTYPES or self._is_ours(message):
             return False
         if message.get("thread_ts") not in (None, message.get("ts")):
             return False  # a reply in a thread, not a new case
-        bot_id = message.get("bot_id")
-        return not bot_id or self.slack.answers_bot(str(bot_id))
+        # Slackbot (reminders, auto-responses) posts as a user without a bot_id.
+        bot_id = message.get("bot_id") or (SLACKBOT if message.get("user") == SLACKBOT
+                                           else None)
+        if bot_id or message.get("subtype") == "bot_message":
+            return self.slack.answers_bot(str(bot_id or ""), channel)
+        return True
 
     # ---- events ---------------------------------------------------------------------------
 
@@ -84,11 +89,11 @@ class Responder:
             ts = str(message.get("ts") or "")
             if message.get("subtype") == "tombstone":  # a root with replies, deleted
                 self._root_gone(client, channel, ts)
-            elif self._wanted_post(message):
+            elif self._wanted_post(message, channel):
                 edited = (message.get("edited") or {}).get("ts")
                 when = str(edited or event.get("event_ts") or event.get("ts") or "")
                 self._root_edited(client, channel, ts, message_text(message), when)
-        elif self._wanted_post(event):
+        elif self._wanted_post(event, channel):
             self._new_root(client, channel, str(event["ts"]), message_text(event), resumed)
 
     def _new_root(self, client: Any, channel: str, ts: str, text: str,

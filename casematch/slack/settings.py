@@ -32,6 +32,8 @@ class SlackSettings:
     no_match_note: bool = False
     # Posts by other bots (Workflow Builder, helpdesk bots): False, True, or bot ids.
     answer_bots: bool | tuple[str, ...] = False
+    # Channels where posts by any bot (Slackbot's reminders included) are answered.
+    bot_channels: tuple[str, ...] = ()
     capture_reactions: tuple[str, ...] = ()
     # Where a case from a private channel may be shown (see README, "Privacy").
     private_cases: str = "own-channel"
@@ -65,6 +67,7 @@ class SlackSettings:
                 max_results=int(table.get("max_results", 3)),
                 no_match_note=bool(table.get("no_match_note", False)),
                 answer_bots=answer_bots,
+                bot_channels=tuple(str(c) for c in table.get("bot_channels", ())),
                 capture_reactions=tuple(str(r) for r in table.get(
                     "capture_reactions", settings.reactions)),
                 private_cases=private,
@@ -91,7 +94,10 @@ class SlackSettings:
         if not self.channels:
             raise ConfigError("[slack] channels is empty: list the ids of the swarm channels")
 
-    def answers_bot(self, bot_id: str) -> bool:
+    def answers_bot(self, bot_id: str, channel: str = "") -> bool:
+        """Whether a post by bot `bot_id` ("USLACKBOT" for Slackbot) in `channel` is a case."""
+        if channel and channel in self.bot_channels:
+            return True
         if isinstance(self.answer_bots, bool):
             return self.answer_bots
         return bot_id in self.answer_bots
