@@ -56,7 +56,8 @@ class Responder:
     def _reply(self, query_id: str, found: Suggestions) -> tuple[list[dict[str, Any]], str]:
         values = [json.dumps({"q": query_id, "c": m.case.id}) for m in found.matches]
         blocks = render.to_blocks_with_feedback(found.matches, values, heading=HEADING)
-        return blocks, render.to_fallback_text(found.matches)
+        # The fallback text is mrkdwn too: a case titled "<!channel>" must not ping anyone.
+        return blocks, mrkdwn_escape(render.to_fallback_text(found.matches))
 
     def _is_ours(self, message: dict[str, Any]) -> bool:
         return bool((self.bot_id and message.get("bot_id") == self.bot_id)
@@ -192,9 +193,9 @@ class Responder:
 
     # ---- ephemeral answers ------------------------------------------------------------------
 
-    def _ephemeral(self, client: Any, channel: str, user: str, text: str,
-                   thread_ts: str | None = None) -> dict[str, Any]:
-        """Results only `user` sees. Private cases follow the channel rule here too."""
+    def _ephemeral_message(self, channel: str, text: str,
+                           thread_ts: str | None = None) -> dict[str, Any]:
+        """Results only the asker sees. Private cases follow the channel rule here too."""
         query_id = uuid.uuid4().hex
         self.state.add_query(query_id, channel, text, thread_ts or "")
         found = self.suggester.suggest(text, channel)
@@ -202,7 +203,11 @@ class Responder:
             blocks, fallback = self._reply(query_id, found)
         else:
             blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
-        message = {"blocks": blocks, "text": fallback}
+        return {"blocks": blocks, "text": fallback}
+
+    def _ephemeral(self, client: Any, channel: str, user: str, text: str,
+                   thread_ts: str | None = None) -> dict[str, Any]:
+        message = self._ephemeral_message(channel, text, thread_ts)
         client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, **message)
         return message
 
@@ -219,20 +224,26 @@ class Responder:
             self._ephemeral(client, channel, str(event.get("user") or ""), text, thread_ts)
 
     def on_command(self, command: dict[str, Any], client: Any, respond: Any) -> None:
+        """Answer through the command's response_url first: it reaches the user whether
+        or not the bot is in the channel, for 30 minutes. chat.postEphemeral is the
+        fallback when the response URL fails."""
         text, user = str(command.get("text") or "").strip(), str(command.get("user_id"))
         channel = str(command.get("channel_id") or "")
         if not text:
             respond(response_type="ephemeral",
                     text=f"Usage: {self.slack.slash_command} <describe the case>")
             return
+        message = self._ephemeral_message(channel, text)
         try:
-            self._ephemeral(client, channel, user, text)
-        except SlackApiError as exc:
-            # The bot is not in this channel: the response URL still reaches the user.
-            if exc.response.get("error") not in ("channel_not_found", "not_in_channel"):
-                raise
-            found = self.suggester.suggest(text, channel)
-            respond(response_type="ephemeral", text=render.to_text(found.matches))
+            sent = respond(response_type="ephemeral", replace_original=False, **message)
+            status = int(getattr(sent, "status_code", 200))
+        except Exception as exc:  # the URL expired or was refused: try the Web API
+            status, reason = 0, type(exc).__name__
+        else:
+            reason = f"HTTP {status}"
+        if not 200 <= status < 300:
+            log.warning("response_url failed (%s); answering with chat.postEphemeral", reason)
+            client.chat_postEphemeral(channel=channel, user=user, **message)
 
     def on_feedback(self, body: dict[str, Any], client: Any) -> None:
         action = (body.get("actions") or [{}])[0]
@@ -251,6 +262,11 @@ class Responder:
             client.chat_postEphemeral(
                 channel=channel, user=user, text="Thanks, noted.",
                 thread_ts=message.get("thread_ts") or container.get("thread_ts"))
+
+
+def mrkdwn_escape(text: str) -> str:
+    """Slack's three control characters, escaped as its docs say."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _without_mentions(text: str) -> str:
