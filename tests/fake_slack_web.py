@@ -130,6 +130,10 @@ class FakeSlackWeb:
         return {"channel": self.channels.get(channel, {"id": channel, "name": channel,
                                                        "is_private": False})}
 
+    def _conversations_list(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        return {"channels": list(self.channels.values()),
+                "response_metadata": {"next_cursor": ""}}
+
     def _conversations_members(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
         return {"members": self.members.get(str(p.get("channel")), [])}
 

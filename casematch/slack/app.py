@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from slack_bolt import App
@@ -21,6 +22,7 @@ from slack_sdk import WebClient
 
 from casematch import render
 from casematch.encoders import Encoder
+from casematch.errors import ConfigError
 from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
 from casematch.slack.http import HttpLimits, HttpServer, SlackGate
@@ -29,6 +31,7 @@ from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState
 from casematch.slack.suggest import LiveIndex, Suggester
 from casematch.slack.work import WorkQueue
+from casematch.sources.slack_api import pages
 from casematch.sources.slack_api import web_client as slack_web_client
 
 log = logging.getLogger(__name__)
@@ -107,6 +110,8 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
         process_before_response=False,
     )
     me = client.auth_test()
+    slack = resolve_channels(client, slack)
+    responder.slack = responder.suggester.slack = slack
     responder.bot_user_id, responder.bot_id = str(me.get("user_id")), str(me.get("bot_id"))
     built = Responders(app, responder, index, state, slack,
                        WorkQueue(workers=workers, maxsize=queue_size))
@@ -117,6 +122,35 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
         built.resume()
     built.ready = True
     return built
+
+
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]+$")  # names are lowercase
+
+
+def resolve_channels(client: WebClient, slack: SlackSettings) -> SlackSettings:
+    """`[slack] channels` and `bot_channels` as ids: names ("#it-help" or "it-help") are
+    looked up once at start, and a name the bot cannot see is an error naming it (a
+    name left as it is would silently never match an event)."""
+    wanted = [c for c in (*slack.channels, *slack.bot_channels) if not _CHANNEL_ID.match(c)]
+    if not wanted:
+        return slack
+    ids: dict[str, str] = {}
+    for channel in pages(client, "conversations_list", "channels",
+                         types="public_channel,private_channel", exclude_archived=True):
+        ids[str(channel.get("name"))] = str(channel.get("id"))
+
+    def resolve(name: str, key: str) -> str:
+        if _CHANNEL_ID.match(name):
+            return name
+        found = ids.get(name.lstrip("#"))
+        if found is None:
+            raise ConfigError(
+                f"[slack] {key}: no channel named {name!r} that the bot can see; check the "
+                "name, invite the bot to it (private channels), or give the channel id")
+        return found
+
+    return replace(slack, channels=tuple(resolve(c, "channels") for c in slack.channels),
+                   bot_channels=tuple(resolve(c, "bot_channels") for c in slack.bot_channels))
 
 
 def _job(built: Responders, key: str, kind: str, body: dict[str, Any], *,

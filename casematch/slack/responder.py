@@ -17,11 +17,12 @@ import threading
 import uuid
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackObjectFormationError
+from slack_sdk.models.blocks import Block
 
 from casematch import render
 from casematch.slack.capture import Capturer
-from casematch.slack.settings import SlackSettings
+from casematch.slack.settings import MAX_BLOCKS, SlackSettings
 from casematch.slack.state import SlackState, edit_key, root_id, text_hash
 from casematch.slack.suggest import Suggester, Suggestions
 from casematch.sources.slack_threads import raw_text
@@ -55,7 +56,8 @@ class Responder:
 
     def _reply(self, query_id: str, found: Suggestions) -> tuple[list[dict[str, Any]], str]:
         values = [json.dumps({"q": query_id, "c": m.case.id}) for m in found.matches]
-        blocks = render.to_blocks_with_feedback(found.matches, values, heading=HEADING)
+        blocks = checked_blocks(render.to_blocks_with_feedback(found.matches, values,
+                                                              heading=HEADING))
         # The fallback text is mrkdwn too: a case titled "<!channel>" must not ping anyone.
         return blocks, mrkdwn_escape(render.to_fallback_text(found.matches))
 
@@ -262,6 +264,15 @@ class Responder:
             client.chat_postEphemeral(
                 channel=channel, user=user, text="Thanks, noted.",
                 thread_ts=message.get("thread_ts") or container.get("thread_ts"))
+
+
+def checked_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blocks through slack_sdk's Block Kit models, which check Slack's limits (text
+    lengths, button values, element counts): a violation fails here, with a message
+    naming the limit, instead of as an invalid_blocks answer from chat.postMessage."""
+    if len(blocks) > MAX_BLOCKS:
+        raise SlackObjectFormationError(f"{len(blocks)} blocks: a message holds {MAX_BLOCKS}")
+    return [Block.parse(block).to_dict() for block in blocks]  # type: ignore[union-attr]
 
 
 def mrkdwn_escape(text: str) -> str:

@@ -17,6 +17,10 @@ from casematch.errors import ConfigError
 # Above this cosine a suggestion is worth an agent's time; `casematch eval` calibrates it.
 DEFAULT_MIN_SCORE = 0.55
 PRIVATE_RULES = ("own-channel", "never")
+# A Slack message holds at most 50 blocks; a reply is a heading plus 3 blocks a match
+# (the case, where/when, the feedback buttons): 16 matches fit.
+MAX_BLOCKS = 50
+MAX_RESULTS = (MAX_BLOCKS - 1) // 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class SlackSettings:
             answer_bots: bool | tuple[str, ...] = (
                 bool(bots) if isinstance(bots, bool) else tuple(str(b) for b in bots)
             )
+            max_results = int(table.get("max_results", 3))
+            if not 1 <= max_results <= MAX_RESULTS:
+                raise ValueError(
+                    f"max_results = {max_results}: a Slack message shows 1 to {MAX_RESULTS} "
+                    f"matches (Block Kit allows {MAX_BLOCKS} blocks, 3 a match)")
             private = str(table.get("private_cases", "own-channel"))
             if private not in PRIVATE_RULES:
                 raise ValueError(f"private_cases must be one of {', '.join(PRIVATE_RULES)}")
@@ -64,7 +73,7 @@ class SlackSettings:
                 channels=tuple(str(c) for c in table.get("channels", ())),
                 api_base_url=api_url or None,
                 min_score=float(table.get("min_score", DEFAULT_MIN_SCORE)),
-                max_results=int(table.get("max_results", 3)),
+                max_results=max_results,
                 no_match_note=bool(table.get("no_match_note", False)),
                 answer_bots=answer_bots,
                 bot_channels=tuple(str(c) for c in table.get("bot_channels", ())),
@@ -92,7 +101,8 @@ class SlackSettings:
         if not socket_mode and not self.signing_secret:
             raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information page)")
         if not self.channels:
-            raise ConfigError("[slack] channels is empty: list the ids of the swarm channels")
+            raise ConfigError("[slack] channels is empty: list the swarm channels "
+                              "(ids like C0123ABCD, or names like #it-help)")
 
     def answers_bot(self, bot_id: str, channel: str = "") -> bool:
         """Whether a post by bot `bot_id` ("USLACKBOT" for Slackbot) in `channel` is a case."""

@@ -15,7 +15,7 @@ from casematch.cases import Match
 from casematch.encoders import Encoder
 from casematch.index import CaseIndex
 from casematch.slack.privacy import may_show, visible_matches
-from casematch.slack.settings import SlackSettings
+from casematch.slack.settings import MAX_RESULTS, SlackSettings
 
 # Extra candidates fetched so the privacy filter rarely leaves fewer than max_results.
 _HEADROOM = 7
@@ -75,7 +75,7 @@ class Suggester:
 
     def suggest(self, text: str, channel: str, *, min_score: float | None = None) -> Suggestions:
         floor = self.slack.min_score if min_score is None else min_score
-        wanted = self.slack.max_results
+        wanted = min(self.slack.max_results, MAX_RESULTS)  # what one message can show
         index = self.index.get()
         matches = index.search(text, k=wanted + _HEADROOM)
         shown = [self._without_hidden_duplicates(index, m, channel)
