@@ -320,19 +320,20 @@ SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack
               help="Address for --http to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
               help="Port for --http.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object a line (for collectors).")
 @click.pass_context
-def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int) -> None:
+def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int,
+                    log_json: bool) -> None:
     """Answer new cases in the configured swarm channels with similar resolved cases."""
-    import logging
     import os
 
     from casematch.slack.settings import SlackSettings
 
     slack = SlackSettings.from_settings(_settings(ctx), os.environ)
     slack.require(socket_mode=mode == "socket")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from casematch.slack import app
+    from casematch.slack import app, logs
 
+    logs.setup(json_lines=log_json)
     built = app.build_app(slack)
     if mode == "socket":
         app.serve_socket_mode(built.app, slack.app_token)

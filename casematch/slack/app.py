@@ -26,6 +26,7 @@ from casematch.errors import ConfigError
 from casematch.index import serve_queries_on_one_thread
 from casematch.slack.capture import Capturer
 from casematch.slack.http import HttpLimits, HttpServer, SlackGate
+from casematch.slack.metrics import Metrics
 from casematch.slack.responder import Responder
 from casematch.slack.settings import SlackSettings
 from casematch.slack.state import SlackState
@@ -56,12 +57,14 @@ class Responders:
     state: SlackState
     slack: SlackSettings
     work: WorkQueue
+    metrics: Metrics
     ready: bool = False
 
     def gate(self, limits: HttpLimits | None = None) -> SlackGate:
         """The WSGI app serving this responder over HTTP (`casematch.slack.http`)."""
         return SlackGate(self.app, self.slack.signing_secret, ready=lambda: self.ready,
-                         overloaded=self.work.full, limits=limits or HttpLimits())
+                         metrics=self.metrics.render, overloaded=self.work.full,
+                         limits=limits or HttpLimits())
 
     def resume(self, within_s: float = RESUME_WITHIN_S) -> int:
         """Queue again the work a previous process claimed and did not finish."""
@@ -101,8 +104,9 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
                       device=settings.device, runtime=settings.runtime)
     state = SlackState.at_index(slack.index_path, retention_days=slack.retention_days)
     state.prune()
-    responder = Responder(slack, Suggester(index, slack), state,
-                          Capturer(index, settings.read_options))
+    metrics = Metrics()
+    responder = Responder(slack, Suggester(index, slack, metrics.search_seconds.observe), state,
+                          Capturer(index, settings.read_options), metrics)
     app = App(
         client=client,  # carries the bot token
         signing_secret=slack.signing_secret,
@@ -114,7 +118,9 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     responder.slack = responder.suggester.slack = slack
     responder.bot_user_id, responder.bot_id = str(me.get("user_id")), str(me.get("bot_id"))
     built = Responders(app, responder, index, state, slack,
-                       WorkQueue(workers=workers, maxsize=queue_size))
+                       WorkQueue(workers=workers, maxsize=queue_size), metrics)
+    metrics.watch(built.work.depth,
+                  lambda: (index.get().generation, str(index.get().manifest.get("built_at"))))
     register(built)
     # The first reply must not wait for the model: load it before reporting ready.
     index.get().encoder.encode(["warm up"])
@@ -173,6 +179,7 @@ def _job(built: Responders, key: str, kind: str, body: dict[str, Any], *,
                 responder.on_feedback(body, client)
         except Exception:  # logged without the request: it may hold message text
             log.error("%s work %s failed", kind, key, exc_info=True)
+            built.metrics.replies.labels("failed").inc()
         built.state.done(key)  # done or failed for good: a crash is what resumes
 
     return run
@@ -188,7 +195,9 @@ def register(built: Responders) -> None:
     app, state = built.app, built.state
 
     def accept(kind: str, key: str, body: dict[str, Any]) -> None:
+        built.metrics.events.labels(kind).inc()
         if not state.claim_event(key, kind, json.dumps(body)):
+            built.metrics.deduplicated.labels(kind).inc()
             return  # a retry, or a twin replica got it first
         built.work.submit(_job(built, key, kind, body))
 

@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import Block
 
 from casematch import render
 from casematch.slack.capture import Capturer
+from casematch.slack.metrics import Metrics
 from casematch.slack.settings import MAX_BLOCKS, SlackSettings
 from casematch.slack.state import SlackState, edit_key, root_id, text_hash
 from casematch.slack.suggest import Suggester, Suggestions
@@ -43,7 +44,8 @@ def message_text(message: dict[str, Any]) -> str:
 
 class Responder:
     def __init__(self, slack: SlackSettings, suggester: Suggester, state: SlackState,
-                 capturer: Capturer) -> None:
+                 capturer: Capturer, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or Metrics()
         self.slack = slack
         self.suggester = suggester
         self.state = state
@@ -135,8 +137,13 @@ class Responder:
             blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
         else:
             return None  # silent below the threshold
-        posted = client.chat_postMessage(channel=channel, thread_ts=ts, blocks=blocks,
-                                         text=fallback, unfurl_links=False)
+        try:
+            posted = client.chat_postMessage(channel=channel, thread_ts=ts, blocks=blocks,
+                                             text=fallback, unfurl_links=False)
+        except Exception:
+            self.metrics.replies.labels("failed").inc()
+            raise
+        self.metrics.replies.labels("posted").inc()
         return str(posted["ts"])
 
     def _root_edited(self, client: Any, channel: str, ts: str, text: str,
@@ -168,7 +175,12 @@ class Responder:
             blocks, fallback = self._reply(known.id, found)
         else:
             blocks, fallback = render.to_note_blocks(render.NO_MATCH_NOTE), render.NO_MATCH_NOTE
-        client.chat_update(channel=channel, ts=known.reply_ts, blocks=blocks, text=fallback)
+        try:
+            client.chat_update(channel=channel, ts=known.reply_ts, blocks=blocks, text=fallback)
+        except Exception:
+            self.metrics.replies.labels("failed").inc()
+            raise
+        self.metrics.replies.labels("updated").inc()
 
     def _root_gone(self, client: Any, channel: str, ts: str) -> None:
         known = self.state.settled(root_id(channel, ts))
@@ -179,8 +191,10 @@ class Responder:
             return
         try:
             client.chat_delete(channel=channel, ts=known.reply_ts)
+            self.metrics.replies.labels("deleted").inc()
         except SlackApiError as exc:
             if exc.response.get("error") != "message_not_found":
+                self.metrics.replies.labels("failed").inc()
                 raise
         self.state.set_reply(channel, ts, "")
 
