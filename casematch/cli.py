@@ -325,6 +325,7 @@ SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack
 def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int,
                     log_json: bool) -> None:
     """Answer new cases in the configured swarm channels with similar resolved cases."""
+    import logging
     import os
 
     from casematch.slack.settings import SlackSettings
@@ -339,6 +340,10 @@ def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int,
         app.serve_socket_mode(built.app, slack.app_token)
     else:
         built.serve_http(host, port)
+        # Drained: exit now. Interpreter teardown with the encoder's native thread pools
+        # still alive can abort ("terminate called ...") and turn a clean stop into a crash.
+        logging.shutdown()
+        os._exit(0)
 
 
 def main() -> None:
