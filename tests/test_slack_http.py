@@ -216,3 +216,15 @@ def test_burst_of_200_simultaneous_connections_all_answered(
         assert len(seen) == count
     finally:
         server.shutdown()
+
+
+def test_serve_command_takes_host_port_and_log_json() -> None:
+    from click.testing import CliRunner
+
+    from casematch.cli import cli
+
+    result = CliRunner().invoke(cli, ["slack", "serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--http", "--host", "--port", "--log-json", "--socket-mode"):
+        assert option in result.output
+    assert "127.0.0.1" in result.output  # not every interface unless asked

@@ -86,6 +86,7 @@ def edit_key(ts: str) -> str:
 
 # Columns added since the first release: (table, column, type). Added on open.
 _ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"))
+PRUNE_EVERY_S = 3600.0
 # Query text is kept this long for feedback votes, then blanked (`prune`).
 DEFAULT_RETENTION_DAYS = 30.0
 
@@ -100,6 +101,7 @@ class SlackState:
     def __init__(self, path: Path, *, retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         self.path = path
         self.retention_s = retention_days * 86400
+        self._pruned_at = time.time()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -152,7 +154,8 @@ class SlackState:
                 db.execute("INSERT INTO pending (id, kind, body, created_at) VALUES (?, ?, ?, ?) "
                            "ON CONFLICT (id) DO NOTHING", (event_id, kind, body, now))
             db.execute("COMMIT")
-        if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
+        if inserted and now - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = now
             self.prune(now)
         return inserted
 

@@ -2,8 +2,13 @@
 
 Bolt acks a request and hands it to a listener; the listener records the work as pending
 in `SlackState` and puts it here. Worker threads run it after the ack, so a search never
-delays an ack. The queue is bounded: when it is full the HTTP gate answers new events 503
-(Slack redelivers them later) instead of letting memory and latency grow without limit.
+delays an ack. The queue is bounded where the bound can push back: when `maxsize` jobs
+wait, the HTTP gate answers new events 503 (Slack redelivers them later) instead of
+letting memory and latency grow without limit. A listener itself never waits for room:
+it runs on Bolt's threads, and a blocked listener delays the ack of the next slash
+command or click (which Slack does not redeliver). What got past the gate is queued up
+to `2 * maxsize`; beyond that a job stays pending in the state and is resumed at the
+next start.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ Job = Callable[[], None]
 class WorkQueue:
     def __init__(self, workers: int = 4, maxsize: int = 256) -> None:
         self.maxsize = maxsize
-        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize)
+        # The hard limit; the gate's 503s keep the queue near maxsize.
+        self._queue: queue.Queue[Job | None] = queue.Queue(2 * maxsize)
         self._busy = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -32,15 +38,15 @@ class WorkQueue:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, job: Job, timeout: float = 10.0) -> bool:
-        """Queue `job`; waits up to `timeout` for room. False if refused (full or closed):
+    def submit(self, job: Job) -> bool:
+        """Queue `job` without waiting. False if refused (over the hard limit, or closed):
         the work stays pending in the state and is resumed at the next start."""
         if not self._accepting:
             return False
         try:
-            self._queue.put(job, timeout=timeout)
+            self._queue.put_nowait(job)
         except queue.Full:
-            log.warning("work queue full for %.0f s: a job stays pending", timeout)
+            log.warning("work queue over its hard limit: a job stays pending")
             return False
         return True
 
