@@ -187,3 +187,22 @@ def test_server_errors_from_post_message_are_retried(index_dir: Path,
     assert len(fake.of("chat.postMessage:500")) == 1
     assert len(fake.of("chat.postMessage:503")) == 1
     harness.server.shutdown()
+
+
+def test_a_resumed_backlog_larger_than_the_queue_is_fed_in_whole() -> None:
+    from casematch.slack.work import WorkQueue
+
+    work = WorkQueue(workers=1, maxsize=2)
+    gate, done = threading.Event(), []
+    work.submit(lambda: gate.wait(10))
+    fed = [work.submit_when_room(lambda n=n: done.append(n)) for n in range(2)]
+
+    feeder = threading.Thread(target=lambda: fed.extend(
+        work.submit_when_room(lambda n=n: done.append(n)) for n in range(2, 10)))
+    feeder.start()
+    time.sleep(0.2)
+    assert work.depth() <= 3  # waits for room instead of overflowing
+    gate.set()
+    feeder.join(10)
+    wait(lambda: len(done) == 10)
+    assert all(fed) and sorted(done) == list(range(10))

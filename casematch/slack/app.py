@@ -66,13 +66,25 @@ class Responders:
                          metrics=self.metrics.render, overloaded=self.work.full,
                          limits=limits or HttpLimits())
 
-    def resume(self, within_s: float = RESUME_WITHIN_S) -> int:
-        """Queue again the work a previous process claimed and did not finish."""
+    def resume(self, within_s: float = RESUME_WITHIN_S) -> threading.Thread:
+        """Queue again the work a previous process claimed and did not finish.
+
+        Fed in on a thread of its own as the queue has room (below `maxsize`), so a long
+        backlog neither overflows the queue nor crowds out new requests."""
         jobs = self.state.pending_work(within_s)
-        for key, kind, body in jobs:
-            log.info("resuming %s work %s", kind, key)
-            self.work.submit(_job(self, key, kind, json.loads(body), resumed=True))
-        return len(jobs)
+        if jobs:
+            log.info("resuming %d unfinished jobs", len(jobs))
+
+        def feed() -> None:
+            for key, kind, body in jobs:
+                log.debug("resuming %s work %s", kind, key)
+                if not self.work.submit_when_room(
+                        _job(self, key, kind, json.loads(body), resumed=True)):
+                    return
+
+        thread = threading.Thread(target=feed, name="casematch-resume", daemon=True)
+        thread.start()
+        return thread
 
     def serve_http(self, host: str, port: int, *, drain_s: float = 20.0,
                    stop: threading.Event | None = None) -> None:

@@ -50,6 +50,15 @@ class WorkQueue:
             return False
         return True
 
+    def submit_when_room(self, job: Job, poll_s: float = 0.05) -> bool:
+        """Queue `job` once fewer than `maxsize` jobs wait (for feeding resumed work in
+        without crowding out new requests). False if the queue closed meanwhile."""
+        while self._accepting:
+            if self._queue.qsize() < self.maxsize:
+                return self.submit(job)
+            time.sleep(poll_s)
+        return False
+
     def depth(self) -> int:
         """Jobs waiting plus jobs running."""
         return self._queue.qsize() + self._busy
