@@ -206,3 +206,20 @@ def test_a_resumed_backlog_larger_than_the_queue_is_fed_in_whole() -> None:
     feeder.join(10)
     wait(lambda: len(done) == 10)
     assert all(fed) and sorted(done) == list(range(10))
+
+
+def test_an_acked_event_is_already_recorded_as_pending(index_dir: Path,
+                                                       fake: FakeSlackWeb) -> None:
+    """A crash right after the ack must find the work on disk: the claim and the pending
+    row are written before Bolt answers, not on a listener thread after it."""
+    harness = start(index_dir, fake)
+    release = freeze_searches(harness.built, die=False)
+    try:
+        for n in range(20):
+            assert harness.event(root(f"406.{n + 1}", "printer jams"), f"EvAck{n}")[0] == 200
+            # No waiting: at the moment of the 200, the event is claimed and pending.
+            assert not harness.built.state.claim_event(f"EvAck{n}")
+            assert f"EvAck{n}" in {key for key, _, _ in harness.built.state.pending_work(600)}
+    finally:
+        release.set()
+        harness.server.shutdown()

@@ -122,8 +122,10 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     app = App(
         client=client,  # carries the bot token
         signing_secret=slack.signing_secret,
-        # Ack first, work after: listeners run on Bolt's threads once it has answered.
-        process_before_response=False,
+        # Record, then ack: the listener (a claim and a pending row in the state, then a
+        # put on the work queue; milliseconds) runs before Bolt answers, so nothing Slack
+        # saw acked can be lost by a crash. The searches run after, on the work queue.
+        process_before_response=True,
     )
     me = client.auth_test()
     slack = resolve_channels(client, slack)
@@ -198,11 +200,12 @@ def _job(built: Responders, key: str, kind: str, body: dict[str, Any], *,
 
 
 def register(built: Responders) -> None:
-    """Every listener only records its request as pending, queues it and returns.
+    """Every listener only records its request as pending, queues it and returns; Bolt
+    acks after that (process_before_response), so an acked request is always on disk.
 
-    Bolt acks on its own listener threads; if those also ran the searches, a burst would
-    queue acks behind searches and Slack would see timeouts and retry. The searches get a
-    bounded queue of their own instead, and Bolt's threads are free within milliseconds.
+    If the listeners also ran the searches, a burst would queue acks behind searches and
+    Slack would see timeouts and retry. The searches get a bounded queue of their own
+    instead, and the ack waits only for one small write.
     """
     app, state = built.app, built.state
 
@@ -230,15 +233,15 @@ def register(built: Responders) -> None:
 
     @app.command(built.responder.slack.slash_command)
     def command(ack: Any, command: dict[str, Any]) -> None:
-        ack()
         accept("command", "cmd:" + str(command.get("trigger_id") or uuid.uuid4().hex),
                command)
+        ack()
 
     for action_id in (render.HELPFUL_ACTION, render.NOT_RELEVANT_ACTION):
         @app.action(action_id)
         def feedback(ack: Any, body: dict[str, Any]) -> None:
-            ack()
             accept("action", "act:" + uuid.uuid4().hex, body)
+            ack()
 
 
 # ---- Socket Mode -----------------------------------------------------------------------------
