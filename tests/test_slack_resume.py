@@ -222,4 +222,6 @@ def test_an_acked_event_is_already_recorded_as_pending(index_dir: Path,
             assert f"EvAck{n}" in {key for key, _, _ in harness.built.state.pending_work(600)}
     finally:
         release.set()
+        # Let the queued replies finish while the fake Web API is still up.
+        wait(lambda: harness.built.state.pending_work(600) == [], timeout=30)
         harness.server.shutdown()
