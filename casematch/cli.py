@@ -432,10 +432,14 @@ SLACK_APP_TOKEN (Socket Mode). Swarm channels and the threshold come from [slack
               help="Connect out to Slack over a WebSocket (default; no public URL needed).")
 @click.option("--http", "mode", flag_value="http",
               help="Serve the Events API at POST /slack/events instead.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address for --http to listen on (0.0.0.0: every interface).")
 @click.option("--port", default=3000, show_default=True, type=click.IntRange(0, 65535),
               help="Port for --http.")
+@click.option("--log-json", is_flag=True, help="Log one JSON object a line (for collectors).")
 @click.pass_context
-def slack_serve_cmd(ctx: click.Context, mode: str, port: int) -> None:
+def slack_serve_cmd(ctx: click.Context, mode: str, host: str, port: int,
+                    log_json: bool) -> None:
     """Answer new cases in the configured swarm channels with similar resolved cases."""
     import logging
     import os
@@ -444,14 +448,18 @@ def slack_serve_cmd(ctx: click.Context, mode: str, port: int) -> None:
 
     slack = SlackSettings.from_settings(_settings(ctx), os.environ)
     slack.require(socket_mode=mode == "socket")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from casematch.slack import app, http
+    from casematch.slack import app, logs
 
+    logs.setup(json_lines=log_json)
     built = app.build_app(slack)
     if mode == "socket":
         app.serve_socket_mode(built.app, slack.app_token)
     else:
-        http.serve_http(built.app, port)
+        built.serve_http(host, port)
+        # Drained: exit now. Interpreter teardown with the encoder's native thread pools
+        # still alive can abort ("terminate called ...") and turn a clean stop into a crash.
+        logging.shutdown()
+        os._exit(0)
 
 
 def main() -> None:

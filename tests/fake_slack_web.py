@@ -35,6 +35,10 @@ class FakeSlackWeb:
         self.members: dict[str, list[str]] = {}
         # method -> how many of its next calls answer 429 (Retry-After: 1)
         self.rate_limited: dict[str, int] = {}
+        # method -> HTTP statuses its next calls answer with (500, 503: Slack's own errors)
+        self.server_errors: dict[str, list[int]] = {}
+        # (channel, root ts) -> replies posted through chat.postMessage, as Slack keeps them
+        self.replies: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -59,7 +63,10 @@ class FakeSlackWeb:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # socketserver's 5 resets connections under load
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -77,6 +84,10 @@ class FakeSlackWeb:
                 self.rate_limited[method] -= 1
                 self.calls.append(Call(method + ":429", params))
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}
+            if self.server_errors.get(method):
+                status = self.server_errors[method].pop(0)
+                self.calls.append(Call(f"{method}:{status}", params))
+                return status, {"ok": False, "error": "internal_error"}, {}
             ts = f"{1700000000 + next(self._ts)}.000100"
             handler: Callable[[dict[str, Any], str], dict[str, Any]] = getattr(
                 self, "_" + method.replace(".", "_"), lambda p, t: {})
@@ -89,6 +100,10 @@ class FakeSlackWeb:
         return {"user_id": BOT_USER_ID, "bot_id": BOT_ID, "team_id": "T1", "user": "casematch"}
 
     def _chat_postMessage(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        if p.get("thread_ts"):
+            self.replies.setdefault((str(p["channel"]), str(p["thread_ts"])), []).append(
+                {"type": "message", "ts": ts, "thread_ts": p["thread_ts"], "user": BOT_USER_ID,
+                 "bot_id": BOT_ID, "text": p.get("text", "")})
         return {"channel": p.get("channel"), "ts": ts, "message": {"ts": ts}}
 
     def _chat_update(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
@@ -108,12 +123,19 @@ class FakeSlackWeb:
                     # Like Slack: asked for a reply, it answers with that reply only.
                     return {"messages": [m for m in messages if m["ts"] == key[1]]}
                 return {"messages": messages, "has_more": False}
+        posted = self.replies.get(key)
+        if posted:  # a thread that only exists through our replies
+            return {"messages": [{"type": "message", "ts": key[1]}, *posted], "has_more": False}
         return {"messages": []}
 
     def _conversations_info(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
         channel = str(p.get("channel"))
         return {"channel": self.channels.get(channel, {"id": channel, "name": channel,
                                                        "is_private": False})}
+
+    def _conversations_list(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        return {"channels": list(self.channels.values()),
+                "response_metadata": {"next_cursor": ""}}
 
     def _conversations_members(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
         return {"members": self.members.get(str(p.get("channel")), [])}

@@ -15,7 +15,7 @@ from filelock import FileLock
 
 from casematch.index import CaseIndex
 from casematch.slack.app import build_app, web_client
-from casematch.slack.http import start_http
+from casematch.slack.http import HttpServer
 from casematch.slack.settings import SlackSettings
 
 SECRET = "capture-secret"
@@ -77,8 +77,8 @@ def test_reaction_makes_thread_findable_by_next_case(
                           min_score=0.5, capture_reactions=("white_check_mark",),
                           bot_token="xoxb-test", signing_secret=SECRET)
     built = build_app(slack, encoder=real_encoder, client=web_client(slack))
-    server = start_http(built.app)
-    url = f"http://127.0.0.1:{server.server_address[1]}/slack/events"
+    server = HttpServer(built.gate()).start()
+    url = server.url
     fake.threads[(SWARM, "300.1")] = THREAD
     before = built.index.get().generation
     # A nightly reindex holds the writer lock: the capture must wait, then succeed.

@@ -19,7 +19,7 @@ from casematch.cases import Visibility
 from casematch.index import CaseIndex
 from casematch.slack import feedback_queries
 from casematch.slack.app import Responders, build_app, web_client
-from casematch.slack.http import start_http
+from casematch.slack.http import HttpServer
 from casematch.slack.settings import SlackSettings
 
 SECRET = "test-signing-secret"
@@ -64,9 +64,8 @@ def slack_settings(index: Path, fake: FakeSlackWeb, **overrides: Any) -> SlackSe
 def start(index: Path, fake: FakeSlackWeb, **overrides: Any) -> Harness:
     slack = slack_settings(index, fake, **overrides)
     built = build_app(slack, encoder=FakeEncoder(), client=web_client(slack))
-    server = start_http(built.app)
-    return Harness(fake, built, f"http://127.0.0.1:{server.server_address[1]}/slack/events",
-                   server)
+    server = HttpServer(built.gate()).start()
+    return Harness(fake, built, server.url, server)
 
 
 @pytest.fixture
@@ -266,9 +265,39 @@ def test_slash_command_answers_ephemerally(slack: Harness) -> None:
         "channel_id": SWARM, "team_id": "T1", "response_url": slack.fake.url + "respond",
         "trigger_id": "1", "token": "x"})
     assert status == 200 and seconds < 3
+    [call] = slack.fake.wait_for("respond")
+    assert call.params["response_type"] == "ephemeral"
+    assert "replace the fuser unit" in json.dumps(call.params["blocks"])
+    settle(slack.fake)
+    assert slack.fake.of("chat.postEphemeral") == []
+
+
+def test_slash_command_falls_back_to_post_ephemeral_when_response_url_fails(
+    slack: Harness
+) -> None:
+    slack.fake.server_errors["respond"] = [500]
+    slack.form({
+        "command": "/casematch", "text": "printer jams paper", "user_id": "U7",
+        "channel_id": SWARM, "team_id": "T1", "response_url": slack.fake.url + "respond",
+        "trigger_id": "2", "token": "x"})
     [call] = slack.fake.wait_for("chat.postEphemeral")
     assert call.params["user"] == "U7"
     assert "replace the fuser unit" in json.dumps(call.params["blocks"])
+
+
+def test_fallback_text_escapes_mrkdwn(tmp_path: Path, fake: FakeSlackWeb) -> None:
+    cases = [make_case("slack:CSWARM:100.9", "<!channel> vpn down & <@U1> asks",
+                       "restart the vpn gateway", source="slack", channel="swarm")]
+    CaseIndex.build(cases, tmp_path / "esc", encoder=FakeEncoder())
+    harness = start(tmp_path / "esc", fake, min_score=0.0)
+    harness.form({
+        "command": "/casematch", "text": "vpn down", "user_id": "U7", "channel_id": SWARM,
+        "team_id": "T1", "response_url": fake.url + "respond", "trigger_id": "3",
+        "token": "x"})
+    [call] = fake.wait_for("respond")
+    assert "<!channel>" not in call.params["text"] and "<@U1>" not in call.params["text"]
+    assert "&lt;!channel&gt;" in call.params["text"] and "&amp;" in call.params["text"]
+    harness.server.shutdown()
 
 
 def test_mention_in_thread_answers_about_the_root(slack: Harness) -> None:

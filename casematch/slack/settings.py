@@ -17,6 +17,10 @@ from casematch.errors import ConfigError
 # Above this cosine a suggestion is worth an agent's time; `casematch eval` calibrates it.
 DEFAULT_MIN_SCORE = 0.55
 PRIVATE_RULES = ("own-channel", "never")
+# A Slack message holds at most 50 blocks; a reply is a heading plus 3 blocks a match
+# (the case, where/when, the feedback buttons): 16 matches fit.
+MAX_BLOCKS = 50
+MAX_RESULTS = (MAX_BLOCKS - 1) // 3
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class SlackSettings:
     no_match_note: bool = False
     # Posts by other bots (Workflow Builder, helpdesk bots): False, True, or bot ids.
     answer_bots: bool | tuple[str, ...] = False
+    # Channels where posts by any bot (Slackbot's reminders included) are answered.
+    bot_channels: tuple[str, ...] = ()
     capture_reactions: tuple[str, ...] = ()
     # Where a case from a private channel may be shown (see README, "Privacy").
     private_cases: str = "own-channel"
@@ -39,6 +45,8 @@ class SlackSettings:
     # Where claims, replies and votes live: "" for slack.sqlite at the index, or a
     # postgresql:// URL that several responder processes share (password via PGPASSWORD).
     state_url: str = field(default="", repr=False)
+    # Days query text is kept (for feedback votes) before it is blanked.
+    retention_days: float = 30.0
     settings: Settings = field(default_factory=Settings)
     bot_token: str = field(default="", repr=False)
     bot_token_env: str = "SLACK_BOT_TOKEN"
@@ -55,6 +63,11 @@ class SlackSettings:
             answer_bots: bool | tuple[str, ...] = (
                 bool(bots) if isinstance(bots, bool) else tuple(str(b) for b in bots)
             )
+            max_results = int(table.get("max_results", 3))
+            if not 1 <= max_results <= MAX_RESULTS:
+                raise ValueError(
+                    f"max_results = {max_results}: a Slack message shows 1 to {MAX_RESULTS} "
+                    f"matches (Block Kit allows {MAX_BLOCKS} blocks, 3 a match)")
             private = str(table.get("private_cases", "own-channel"))
             if private not in PRIVATE_RULES:
                 raise ValueError(f"private_cases must be one of {', '.join(PRIVATE_RULES)}")
@@ -63,14 +76,16 @@ class SlackSettings:
                 channels=tuple(str(c) for c in table.get("channels", ())),
                 api_base_url=api_url or None,
                 min_score=float(table.get("min_score", DEFAULT_MIN_SCORE)),
-                max_results=int(table.get("max_results", 3)),
+                max_results=max_results,
                 no_match_note=bool(table.get("no_match_note", False)),
                 answer_bots=answer_bots,
+                bot_channels=tuple(str(c) for c in table.get("bot_channels", ())),
                 capture_reactions=tuple(str(r) for r in table.get(
                     "capture_reactions", settings.reactions)),
                 private_cases=private,
                 slash_command=str(table.get("slash_command", "/casematch")),
                 state_url=str(table.get("state_url", "")),
+                retention_days=_positive(table.get("retention_days", 30.0), "retention_days"),
                 settings=settings,
                 bot_token=credentials.token,
                 bot_token_env=credentials.token_env,
@@ -90,9 +105,20 @@ class SlackSettings:
         if not socket_mode and not self.signing_secret:
             raise ConfigError("HTTP mode needs SLACK_SIGNING_SECRET (Basic Information page)")
         if not self.channels:
-            raise ConfigError("[slack] channels is empty: list the ids of the swarm channels")
+            raise ConfigError("[slack] channels is empty: list the swarm channels "
+                              "(ids like C0123ABCD, or names like #it-help)")
 
-    def answers_bot(self, bot_id: str) -> bool:
+    def answers_bot(self, bot_id: str, channel: str = "") -> bool:
+        """Whether a post by bot `bot_id` ("USLACKBOT" for Slackbot) in `channel` is a case."""
+        if channel and channel in self.bot_channels:
+            return True
         if isinstance(self.answer_bots, bool):
             return self.answer_bots
         return bot_id in self.answer_bots
+
+
+def _positive(value: Any, name: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"{name} must be a positive number of days, not {value!r}")
+    return number

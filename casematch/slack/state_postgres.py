@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from casematch.errors import ConfigError, MissingDependencyError
-from casematch.slack.state import EVENT_MEMORY_S, Query, SlackState, root_id
+from casematch.slack.state import (
+    DEFAULT_RETENTION_DAYS,
+    EVENT_MEMORY_S,
+    Query,
+    SlackState,
+    root_id,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS casematch_events (
@@ -71,7 +77,8 @@ class PostgresState(SlackState):
     `SlackState` but not ported here fails loudly instead of writing to the wrong store.
     """
 
-    def __init__(self, url: str, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10.0,
+                 retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         try:
             import psycopg
         except ImportError as exc:
@@ -80,6 +87,7 @@ class PostgresState(SlackState):
                 "\"casematch[postgres]\"") from exc
         self._psycopg: Any = psycopg
         self.url = url
+        self.retention_s = retention_days * 86400
         self._connect_timeout = connect_timeout
         # One connection per thread: a psycopg connection serialises its commands, and the
         # listener answers events on several threads.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from casematch.cases import Match
 from casematch.encoders import Encoder
 from casematch.index import CaseIndex
 from casematch.slack.privacy import may_show, visible_matches
-from casematch.slack.settings import SlackSettings
+from casematch.slack.settings import MAX_RESULTS, SlackSettings
 
 # Extra candidates fetched so the privacy filter rarely leaves fewer than max_results.
 _HEADROOM = 7
@@ -69,13 +70,23 @@ class Suggestions:
 class Suggester:
     """One library call for every handler: search, keep what the channel may see, cut."""
 
-    def __init__(self, index: LiveIndex, slack: SlackSettings) -> None:
+    def __init__(self, index: LiveIndex, slack: SlackSettings,
+                 observe: Callable[[float], None] | None = None) -> None:
         self.index = index
         self.slack = slack
+        self._observe = observe  # gets each search's seconds (the latency histogram)
 
     def suggest(self, text: str, channel: str, *, min_score: float | None = None) -> Suggestions:
+        started = time.perf_counter()
+        try:
+            return self._suggest(text, channel, min_score)
+        finally:
+            if self._observe is not None:
+                self._observe(time.perf_counter() - started)
+
+    def _suggest(self, text: str, channel: str, min_score: float | None) -> Suggestions:
         floor = self.slack.min_score if min_score is None else min_score
-        wanted = self.slack.max_results
+        wanted = min(self.slack.max_results, MAX_RESULTS)  # what one message can show
         index = self.index.get()
         matches = index.search(text, k=wanted + _HEADROOM)
         shown = [self._without_hidden_duplicates(index, m, channel)
