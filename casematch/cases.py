@@ -19,7 +19,17 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One cleaned message of a case (a Slack reply, a ticket comment)."""
+    """One cleaned message of a case (a Slack reply, a ticket comment).
+
+    Attributes:
+        text: plain text (markup cleaned).
+        author: display name; author_id: the source's user id.
+        created_at: when it was posted (UTC), if known.
+        public: False for helpdesk internal notes, which are never displayed.
+        is_bot: posted by a bot or integration.
+        reactions: reaction names on it (Slack).
+        ts: the source's message id (a Slack ts, a comment id).
+    """
 
     text: str
     author: str = ""
@@ -34,7 +44,12 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Visibility:
-    """Who may see a case. Private cases keep the member ids of their channel."""
+    """Who may see a case. Private cases keep the member ids of their channel.
+
+    Attributes:
+        private: the case comes from a private channel (or is otherwise restricted).
+        members: the user ids that could read it at the source.
+    """
 
     private: bool = False
     members: tuple[str, ...] = ()
@@ -48,7 +63,25 @@ PUBLIC = Visibility()
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """A past support case: what was asked, and what fixed it."""
+    """A past support case: what was asked, and what fixed it.
+
+    Attributes:
+        id: stable id (`slack:<channel>:<thread_ts>`, `zendesk:<subdomain>:<id>`, `jsonl:...`
+            or as given); re-reading the same thread updates the same case.
+        problem: what was asked (required).
+        source: "slack", "zendesk", "jsonl"...
+        title: a short title (the first sentence of the problem when empty).
+        resolution: the message(s) that fixed it; empty for unresolved cases.
+        resolved: only resolved cases are suggested.
+        url: permalink to the thread or ticket.
+        created_at, resolved_at: UTC datetimes, if known.
+        channel: the Slack channel or helpdesk group.
+        visibility: who may see it (`Visibility`).
+        tags: free-form labels (filterable).
+        messages: the cleaned conversation.
+        hidden_text: text that helps matching but is never shown (internal notes).
+        extra: anything else the source had (status, priority...).
+    """
 
     id: str
     problem: str
@@ -89,7 +122,16 @@ class Case:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """One search result. `rank` starts at 1; `score` is higher for closer cases."""
+    """One search result. `rank` starts at 1; `score` is higher for closer cases.
+
+    Attributes:
+        case: the past case.
+        score: fused similarity in cosine units (dense cosine plus a bounded lexical bonus).
+        rank: 1 for the best match.
+        snippet: a short, displayable resolution.
+        duplicates: ids of near-identical cases folded into this one (a recurring incident).
+        last_seen: when the latest of those happened, for "seen N times".
+    """
 
     case: Case
     score: float
@@ -124,7 +166,18 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Restrict a search. Values within one field are ORed; fields are ANDed."""
+    """Restrict a search. Values within one field are ORed; fields are ANDed.
+
+    Filters apply inside both retrievers, so a filter never empties a result list while
+    matching cases exist.
+
+    Attributes:
+        sources: case sources ("slack", "zendesk", ...).
+        channels: channel or group names.
+        tags: case tags.
+        since, until: bounds on `created_at` (inclusive).
+        resolved_only: suggest only resolved cases (the default).
+    """
 
     sources: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()

@@ -37,6 +37,20 @@ _SHARED_SOURCE_KEYS = {
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """Every setting, resolved once: keyword arguments > `CASEMATCH_*` variables >
+    casematch.toml > defaults. Build one with `Settings.load()`.
+
+    Attributes:
+        index_path: the index directory.
+        model: embedding model name or folder (None: the index's own, or the default).
+        device, batch_size, runtime: where and how the encoder runs.
+        slack_domain: workspace domain for Slack permalinks.
+        reactions, phrases, gratitude, bot_case_channels: the resolution rules.
+        include_internal_notes, include_unresolved: what is kept from sources.
+        sources: the `[[sources]]` a reindex pulls from.
+        sections: other tables (`[slack]`, `[zendesk]`) for the parts that own them.
+    """
+
     index_path: Path = Path(DEFAULT_INDEX)
     # None: the model an index was built with (queries), or the default (new builds).
     model: str | None = None
@@ -85,7 +99,21 @@ class Settings:
         env: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Resolve settings from every layer. `None` overrides are ignored."""
+        """Resolve settings from every layer. `None` overrides are ignored.
+
+        Args:
+            config_file: casematch.toml to read; default `$CASEMATCH_CONFIG`, then
+                ./casematch.toml when it exists.
+            env: the environment to read (`os.environ` when None).
+            **overrides: field values that win over everything else.
+
+        Returns:
+            The resolved settings, API sources with their URLs and secrets filled in.
+
+        Raises:
+            ConfigError: the file is missing or not valid TOML, a key is unknown, or a
+                `[[sources]]` table is incomplete.
+        """
         env = os.environ if env is None else env
         path = Path(config_file) if config_file else _default_config_file(env)
         values: dict[str, Any] = _read_toml(path) if path else {}

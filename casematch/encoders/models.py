@@ -27,7 +27,15 @@ DEFAULT_BATCH_SIZE = 16
 
 @runtime_checkable
 class Encoder(Protocol):
-    """What the index needs from an embedding model."""
+    """What the index needs from an embedding model.
+
+    Any object with these four members works (a fake one for tests, a Ray-backed one);
+    `load_encoder` returns the real sentence-transformers one.
+
+    Attributes:
+        name: the model's identity, recorded in the index manifest.
+        dimension: the length of its vectors.
+    """
 
     @property
     def name(self) -> str:

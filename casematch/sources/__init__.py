@@ -40,7 +40,13 @@ REQUIRED = {
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """Reader settings that come from configuration."""
+    """Reader settings that come from configuration (`Settings.read_options`).
+
+    Attributes:
+        rules: what marks a thread resolved and which message is its fix.
+        slack_domain: workspace domain for permalinks ("acme" or "acme.slack.com").
+        include_internal_notes: let Zendesk internal notes help matching (never shown).
+    """
 
     rules: ResolutionRules = DEFAULT_RULES
     # Workspace domain ("acme" or "acme.slack.com") for thread permalinks; none -> no url.
@@ -51,7 +57,18 @@ class ReadOptions:
 
 @dataclass
 class ReadReport:
-    """What a read produced and what it had to skip, for the summary a user sees."""
+    """What a read produced and what it had to skip, for the summary a user sees.
+
+    Attributes:
+        read, resolved: cases yielded, and how many of them are resolved.
+        skipped: reason -> count of messages or threads not taken.
+        problems: "file: what was wrong" for each recoverable problem.
+        passed_over: (id, reason, detail) of threads read but judged not to be cases.
+        partial: something that may hold cases could not be read (nothing of this
+            source is deleted on its account).
+        cleaned: invalid characters removed from text.
+        duplicates: ids seen more than once (the newest copy was kept).
+    """
 
     read: int = 0
     resolved: int = 0
@@ -193,7 +210,24 @@ def read_source(
     options: ReadOptions | None = None,
     report: ReadReport | None = None,
 ) -> Iterator[Case]:
-    """Yield every case of one source (resolved or not), counting them into `report`."""
+    """Yield every case of one source (resolved or not), counting them into `report`.
+
+    Args:
+        path: a Slack export (folder or .zip), a Zendesk export (.json, .ndjson, a folder)
+            or a JSONL file of cases.
+        format: "slack-export", "zendesk" or "jsonl"; detected from the path when None.
+        options: resolution rules, the Slack workspace domain, internal-note handling.
+        report: collects counts, skipped threads and per-file problems; a partial read
+            sets `report.partial`.
+
+    Returns:
+        An iterator of `Case`s; the source is read as it is consumed.
+
+    Raises:
+        InputError: the source as a whole cannot be read (missing, not an export, a
+            truncated zip, an unknown format). Problems in one file, line or message are
+            recorded in `report` instead, and the rest is read.
+    """
     path = Path(path)
     options = options or ReadOptions()
     report = report if report is not None else ReadReport()

@@ -28,7 +28,16 @@ from casematch.version import __version__
 
 @dataclass
 class UpdateResult:
-    """What one build or update changed; `embedded` counts texts sent to the model."""
+    """What one build or update changed; `embedded` counts texts sent to the model.
+
+    Attributes:
+        added, updated, deleted, unchanged: cases by what happened to them.
+        embedded: texts (windows) sent to the encoder.
+        skipped_unresolved: unresolved cases left out.
+        refreshed: cases whose text did not change but whose metadata did.
+        generation: the generation serving after the run.
+        seconds: wall time of the run.
+    """
 
     added: int = 0
     updated: int = 0
