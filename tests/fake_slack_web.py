@@ -1,7 +1,11 @@
-"""A local stand-in for Slack's Web API: answers and records every call, on 127.0.0.1.
+"""The one local stand-in for Slack's Web API, on 127.0.0.1, for every Slack test.
 
 Point `slack_sdk.WebClient(base_url=fake.url)` at it. Calls are recorded in order with
-their parameters decoded (form or JSON; `blocks` parsed back into lists).
+their parameters decoded (form or JSON; `blocks` parsed back into lists). It keeps a tiny
+workspace (channels, members, users, messages) that the API source reads through
+paginated lists (`page_size`, so cursors are exercised), answers the responder's writes
+(chat.*), can answer a method's next calls with a 429 or a 5xx, and checks the bot token
+when given one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,8 +32,17 @@ class Call:
     response: dict[str, Any] = field(default_factory=dict)
 
 
+Json = dict[str, Any]
+
+
 class FakeSlackWeb:
-    def __init__(self) -> None:
+    def __init__(self, *, token: str | None = None, page_size: int = 200) -> None:
+        # None: any token is accepted; else a call without `Bearer <token>` is invalid_auth.
+        self.token = token
+        self.page_size = page_size
+        self.users: list[Json] = []
+        # channel id -> its messages (roots and replies), as history and replies read them
+        self.messages: dict[str, list[Json]] = {}
         self.calls: list[Call] = []
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -50,7 +64,10 @@ class FakeSlackWeb:
             def do_POST(self) -> None:
                 method = self.path.strip("/").split("/")[-1].split("?")[0]
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, body, headers = fake._answer(method, _decode(raw, self.headers))
+                query = dict(parse_qsl(self.path.partition("?")[2]))
+                status, body, headers = fake._answer(
+                    method, {**query, **_decode(raw, self.headers)},
+                    self.headers.get("Authorization") or "")
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 for name, value in headers.items():
@@ -77,7 +94,7 @@ class FakeSlackWeb:
 
     # ---- answers ------------------------------------------------------------------------
 
-    def _answer(self, method: str, params: dict[str, Any]
+    def _answer(self, method: str, params: dict[str, Any], auth: str = ""
                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
             if self.rate_limited.get(method, 0) > 0:
@@ -88,6 +105,9 @@ class FakeSlackWeb:
                 status = self.server_errors[method].pop(0)
                 self.calls.append(Call(f"{method}:{status}", params))
                 return status, {"ok": False, "error": "internal_error"}, {}
+            if self.token is not None and auth != f"Bearer {self.token}":
+                self.calls.append(Call(method, params))
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
             ts = f"{1700000000 + next(self._ts)}.000100"
             handler: Callable[[dict[str, Any], str], dict[str, Any]] = getattr(
                 self, "_" + method.replace(".", "_"), lambda p, t: {})
@@ -115,8 +135,36 @@ class FakeSlackWeb:
     def _chat_postEphemeral(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
         return {"message_ts": ts}
 
+    def _page(self, items: list[Any], key: str, params: Json) -> Json:
+        start = int(params.get("cursor") or 0)
+        end = start + self.page_size
+        return {key: items[start:end],
+                "response_metadata": {"next_cursor": str(end) if end < len(items) else ""}}
+
+    def _conversations_history(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        messages = self.messages.get(str(p.get("channel")), [])
+        oldest = Decimal(str(p.get("oldest") or 0))
+        roots = []
+        for message in messages:
+            mts = message["ts"]
+            if message.get("thread_ts", mts) != mts or Decimal(mts) < oldest:
+                continue
+            root = dict(message)
+            replies = [m for m in messages if m.get("thread_ts") == mts and m["ts"] != mts]
+            if replies:
+                root.update(thread_ts=mts, reply_count=len(replies),
+                            latest_reply=max(m["ts"] for m in replies))
+            roots.append(root)
+        roots.sort(key=lambda m: Decimal(m["ts"]), reverse=True)  # newest first, as Slack
+        return self._page(roots, "messages", p)
+
     def _conversations_replies(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
         key = (str(p.get("channel")), str(p.get("ts")))
+        workspace = [m for m in self.messages.get(key[0], [])
+                     if m["ts"] == key[1] or m.get("thread_ts") == key[1]]
+        if workspace:
+            workspace.sort(key=lambda m: Decimal(m["ts"]))
+            return self._page(workspace, "messages", p)
         for (channel, root), messages in self.threads.items():
             if channel == key[0] and any(m["ts"] == key[1] for m in messages):
                 if root != key[1]:
@@ -134,17 +182,68 @@ class FakeSlackWeb:
                                                        "is_private": False})}
 
     def _conversations_list(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
-        return {"channels": list(self.channels.values()),
-                "response_metadata": {"next_cursor": ""}}
+        return self._page(list(self.channels.values()), "channels", p)
 
     def _conversations_members(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
-        return {"members": self.members.get(str(p.get("channel")), [])}
+        return self._page(self.members.get(str(p.get("channel")), []), "members", p)
+
+    def _users_list(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        return self._page(self.users, "members", p)
+
+    def _users_info(self, p: dict[str, Any], ts: str) -> dict[str, Any]:
+        user = next((u for u in self.users if u["id"] == p.get("user")), None)
+        return {"user": user or {"id": p.get("user"), "name": p.get("user")}}
+
+    # ---- building the workspace (what the API source reads) --------------------------------
+
+    def add_channel(self, cid: str, name: str, *, private: bool = False, member: bool = True,
+                    members: tuple[str, ...] = ()) -> None:
+        self.channels[cid] = {"id": cid, "name": name, "is_private": private,
+                              "is_member": member}
+        self.members[cid] = list(members)
+        self.messages.setdefault(cid, [])
+
+    def add_user(self, uid: str, display_name: str) -> None:
+        self.users.append({"id": uid, "name": uid.lower(),
+                           "profile": {"display_name": display_name}})
+
+    def post(self, channel: str, ts: str, text: str, user: str = "U1", *,
+             thread_ts: str | None = None, reactions: tuple[str, ...] = ()) -> None:
+        message: Json = {"type": "message", "ts": ts, "user": user, "text": text}
+        if thread_ts:
+            message["thread_ts"] = thread_ts
+        if reactions:
+            message["reactions"] = [{"name": r, "count": 1, "users": ["U9"]} for r in reactions]
+        self.messages[channel].append(message)
+
+    def react(self, channel: str, ts: str, name: str) -> None:
+        """Add a reaction to a message (in a thread, the root does not change)."""
+        message = next(m for m in self.messages[channel] if m["ts"] == ts)
+        message.setdefault("reactions", []).append({"name": name, "count": 1, "users": ["U9"]})
+
+    def delete(self, channel: str, ts: str) -> None:
+        """As Slack does: a root with replies becomes a tombstone, anything else vanishes."""
+        messages = self.messages[channel]
+        has_replies = any(m.get("thread_ts") == ts and m["ts"] != ts for m in messages)
+        for index, message in enumerate(messages):
+            if message["ts"] == ts:
+                if has_replies and message.get("thread_ts", ts) == ts:
+                    messages[index] = {"type": "message", "subtype": "tombstone", "ts": ts,
+                                       "thread_ts": ts, "text": "This message was deleted.",
+                                       "hidden": True, "user": "USLACKBOT"}
+                else:
+                    del messages[index]
+                return
 
     # ---- assertions ---------------------------------------------------------------------
 
     def of(self, method: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if c.method == method]
+
+    def params(self, method: str) -> list[Json]:
+        """The parameters of every answered call of `method`, in order."""
+        return [c.params for c in self.of(method)]
 
     def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
         """Bounded polling: return once `count` calls of `method` arrived, or fail."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FakeEncoder
-from fake_slack_api import FakeSlack
+from fake_slack_web import FakeSlackWeb as FakeSlack
 
 from casematch.config import Settings
 from casematch.index import CaseIndex
@@ -18,7 +18,7 @@ TOKEN = "xoxb-1234-secret-token-value"
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack(token=TOKEN)
+    fake = FakeSlack(token=TOKEN, page_size=2)
     fake.add_user("U1", "alice")
     fake.add_user("U2", "bob")
     fake.add_channel("C1", "support")
@@ -68,8 +68,8 @@ def test_first_run_reads_channels_threads_and_names(tmp_path: Path, slack: FakeS
     problems = result.sources[0].problems
     assert any("#secret is private" in p for p in problems)
     assert any("'gone' not found" in p for p in problems)
-    assert len(slack.calls("conversations.history")) >= 3  # paginated with next_cursor
-    assert any(c.get("cursor") for c in slack.calls("conversations.history"))
+    assert len(slack.params("conversations.history")) >= 3  # paginated with next_cursor
+    assert any(c.get("cursor") for c in slack.params("conversations.history"))
     with CaseIndex.open(tmp_path / "idx", encoder=encoder) as index:
         case = index.get("slack:C1:1700000000.000100")
         assert case is not None and case.resolved
@@ -77,21 +77,21 @@ def test_first_run_reads_channels_threads_and_names(tmp_path: Path, slack: FakeS
         assert [m.author for m in case.messages] == ["alice", "bob"]
         private = index.get("slack:C3:1700000400.000100")
         assert private is not None and private.visibility.members == ("U1", "U2")
-    assert not slack.calls("conversations.history.C2")
+    assert not slack.params("conversations.history.C2")
 
 
 def test_second_run_fetches_and_embeds_only_what_changed(tmp_path: Path,
                                                          slack: FakeSlack) -> None:
     settings = settings_for(tmp_path, slack)
     reindex(settings, encoder=FakeEncoder())
-    replies_before = len(slack.calls("conversations.replies"))
+    replies_before = len(slack.params("conversations.replies"))
 
     again = reindex(settings, encoder=FakeEncoder())
     assert again.status == "nothing-to-do" and again.update.embedded == 0
     # Only the unresolved thread is read again (a reply may have gained a check mark).
-    assert {c["ts"] for c in slack.calls("conversations.replies")[replies_before:]} == {
+    assert {c["ts"] for c in slack.params("conversations.replies")[replies_before:]} == {
         "1700000100.000100"}
-    replies_before = len(slack.calls("conversations.replies"))
+    replies_before = len(slack.params("conversations.replies"))
 
     # The unresolved thread gains the fix; a resolved thread is deleted entirely.
     slack.post("C1", "1700000102.000100", "Update to 5.12.2, it re-registers the token",
@@ -102,7 +102,7 @@ def test_second_run_fetches_and_embeds_only_what_changed(tmp_path: Path,
     third = reindex(settings, encoder=encoder)
     assert (third.update.added, third.update.deleted, third.update.embedded) == (1, 1, 1)
     assert "5.12.2" in encoder.encoded[0]
-    refetched = {c["ts"] for c in slack.calls("conversations.replies")[replies_before:]}
+    refetched = {c["ts"] for c in slack.params("conversations.replies")[replies_before:]}
     assert refetched == {"1700000100.000100"}  # two pages of one thread, nothing else
     with CaseIndex.open(tmp_path / "idx", encoder=encoder) as index:
         assert index.get("slack:C1:1700000301.000100") is None
@@ -120,11 +120,11 @@ def test_deleted_root_with_replies_keeps_the_case_from_its_replies(
 
 
 def test_rate_limit_is_retried_after_retry_after(tmp_path: Path, slack: FakeSlack) -> None:
-    slack.rate_limit["conversations.history"] = 1
+    slack.rate_limited["conversations.history"] = 1
     result = reindex(settings_for(tmp_path, slack), encoder=FakeEncoder())
     assert result.status == "indexed" and result.update.added == 5
-    first, retried = slack.calls("conversations.history")[:2]
-    assert first == retried  # the same request again, after waiting
+    [limited] = slack.params("conversations.history:429")
+    assert limited == slack.params("conversations.history")[0]  # the same request, again
 
 
 def test_bad_token_fails_without_showing_it(tmp_path: Path, slack: FakeSlack) -> None:
@@ -140,7 +140,7 @@ def test_bad_token_fails_without_showing_it(tmp_path: Path, slack: FakeSlack) ->
 def test_missing_token_names_the_variable(tmp_path: Path, slack: FakeSlack) -> None:
     result = reindex(settings_for(tmp_path, slack, token=""), encoder=FakeEncoder())
     assert "set SLACK_BOT_TOKEN" in result.sources[0].error
-    assert not slack.requests
+    assert not slack.calls
 
 
 def test_a_check_mark_added_to_a_reply_later_resolves_the_thread(
@@ -178,5 +178,5 @@ def test_threads_older_than_the_lookback_window_are_not_read_again(
     slack.post("C1", "1700864100.000100", "Update to 5.12.2", "U2",
                thread_ts="1700000100.000100", reactions=("white_check_mark",))
     assert reindex(settings, encoder=FakeEncoder()).status == "nothing-to-do"
-    oldest = [c["oldest"] for c in slack.calls("conversations.history") if c["channel"] == "C1"]
+    oldest = [c["oldest"] for c in slack.params("conversations.history") if c["channel"] == "C1"]
     assert oldest[-1] == "1700259201.000100"  # the newest ts seen, less 7 days
