@@ -11,7 +11,7 @@ dense alone (benchmarks/RESULTS.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 # Chosen by measurement (benchmarks/quality.py), the same value on every dev set.
@@ -28,12 +28,48 @@ class Candidate:
 
 
 def fuse(candidates: Mapping[int, Candidate], mode: str,
-         lexical_weight: float = LEXICAL_WEIGHT) -> dict[int, float]:
-    """rowid -> score, higher is closer. `mode` is "hybrid", "dense" or "lexical"."""
+         lexical_weight: float | None = None) -> dict[int, float]:
+    """rowid -> score, higher is closer. `mode` is "hybrid", "dense" or "lexical".
+
+    `lexical_weight` None: the query-adaptive rule (`adaptive_weight`)."""
     if mode == "dense":
         return {rowid: c.dense for rowid, c in candidates.items()}
     top = max((c.lexical for c in candidates.values()), default=0.0)
     if mode == "lexical":
         return {rowid: c.lexical for rowid, c in candidates.items() if c.lexical > 0}
-    scale = lexical_weight / top if top > 0 else 0.0
+    weight = adaptive_weight(candidates) if lexical_weight is None else lexical_weight
+    scale = weight / top if top > 0 else 0.0
     return {rowid: c.dense + scale * c.lexical for rowid, c in candidates.items()}
+
+
+def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
+    """The lexical weight for one query, from its candidates alone."""
+    return LEXICAL_WEIGHT
+
+
+# Weights a fit chooses from: 0 (dense alone) up to lexical as strong as the cosine range.
+WEIGHT_GRID = tuple(round(0.05 * i, 2) for i in range(21))
+# A fitted weight replaces the rule only when it ranks the labels this much better (MRR):
+# with tens of labels, smaller differences are noise.
+FIT_MARGIN = 0.005
+# Fewer labelled queries than this say too little to fit on.
+MIN_FIT_QUERIES = 10
+
+
+def reciprocal_rank(scores: Mapping[int, float], relevant: set[int], cutoff: int = 10) -> float:
+    ranked = sorted(scores, key=lambda r: -scores[r])[:cutoff]
+    return next((1.0 / n for n, r in enumerate(ranked, start=1) if r in relevant), 0.0)
+
+
+def fit_weight(queries: Sequence[tuple[Mapping[int, Candidate], set[int]]]) -> float | None:
+    """The fixed lexical weight that ranks labelled queries best (MRR@10), or None when
+    the query-adaptive rule does as well (within `FIT_MARGIN`) or there are too few."""
+    if len(queries) < MIN_FIT_QUERIES:
+        return None
+
+    def mrr(weight: float | None) -> float:
+        return sum(reciprocal_rank(fuse(c, "hybrid", weight), gold)
+                   for c, gold in queries) / len(queries)
+
+    best = max(WEIGHT_GRID, key=mrr)
+    return best if mrr(best) > mrr(None) + FIT_MARGIN else None

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from casematch.config import Settings
-from casematch.encoders import Encoder, load_encoder
+from casematch.encoders import Encoder
 from casematch.errors import CasematchError, ConfigError, IndexLockedError
+from casematch.index import IndexModel
 from casematch.sources import SourceConfig, SyncBatch, pull
-from casematch.storage.generations import check_unlocked
+from casematch.storage.generations import CURRENT, check_unlocked, current_generation, read_manifest
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import SyncState
 
@@ -108,8 +109,7 @@ def reindex(
                           "examples/casematch.toml)")
     root = Path(settings.index_path)
     check_unlocked(root)  # fail before spending seconds loading the model
-    encoder = encoder or load_encoder(settings.model or "default", device=settings.device,
-                                      batch_size=settings.batch_size, runtime=settings.runtime)
+    encoder = encoder or _index_encoder(root, settings)
     outcomes: list[SourceOutcome] = []
     try:
         with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,
@@ -132,6 +132,16 @@ def reindex(
         result = writer.result
     return ReindexResult(update=result, sources=outcomes, dry_run=dry_run, full=full,
                          seconds=time.perf_counter() - started)
+
+
+def _index_encoder(root: Path, settings: Settings) -> Encoder:
+    """The configured model, else the one the index uses (a tuned model keeps embedding
+    new cases), else the default."""
+    model = settings.model
+    if model is None and (root / CURRENT).exists():
+        model = read_manifest(root / current_generation(root))["model"]
+    return IndexModel.load(root, model or "default", device=settings.device,
+                           batch_size=settings.batch_size, runtime=settings.runtime)
 
 
 def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[SourceOutcome],
