@@ -391,10 +391,11 @@ def _train(model: Any, pairs: list[tuple[str, str]], options: TuneOptions, rng: 
         optimizer, int(options.warmup * len(batches)), len(batches))
     model.train()
     device = model.device
+    # sentence-transformers 6 renamed `tokenize` to `preprocess`.
+    prepare = getattr(model, "preprocess", None) or model.tokenize
     bar = tqdm(batches, desc="Tuning", unit="step", disable=not progress)
     for batch in bar:
-        features = [_to(model.tokenize([pair[side] for pair in batch]), device)
-                    for side in (0, 1)]
+        features = [_to(prepare([pair[side] for pair in batch]), device) for side in (0, 1)]
         value = loss(features, None)
         value.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
