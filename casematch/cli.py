@@ -280,7 +280,8 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
         report = revert_model(settings.index_path, device=device, runtime=settings.runtime,
                               progress=tty)
     else:
-        labels = [Label(q.query, q.relevant) for q in _tune_labels(settings, label_files)]
+        labels = [Label(q.query, q.relevant, q.exclude)
+                  for q in _tune_labels(settings, label_files)]
         options = _tune_options(settings, epochs=epochs, max_steps=max_steps)
         try:
             report = tune(settings.index_path, labels=labels, options=options, dry_run=dry_run,

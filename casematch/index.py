@@ -268,11 +268,15 @@ class IndexModel:
              batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
         """The encoder for a model an index records: a folder inside the index, or any
         name or path `load_encoder` takes."""
-        local = root / model
-        if not Path(model).is_absolute() and (local / "config.json").is_file():
-            return cls(model, load_encoder(str(local), device=device, runtime=runtime,
+        if cls.inside(root, model):
+            return cls(model, load_encoder(str(root / model), device=device, runtime=runtime,
                                            batch_size=batch_size))
         return load_encoder(model, device=device, runtime=runtime, batch_size=batch_size)
+
+    @staticmethod
+    def inside(root: Path, model: str) -> bool:
+        """Whether `model` names a model folder inside the index at `root`."""
+        return not Path(model).is_absolute() and (root / model / "config.json").is_file()
 
     @property
     def name(self) -> str:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# Chosen by measurement (benchmarks/quality.py), the same value on every dev set.
+# The fixed weight of earlier releases (one value measured on both dev sets); kept as a
+# baseline for benchmarks/quality.py --tune.
 LEXICAL_WEIGHT = 0.3
 
 
@@ -42,9 +43,31 @@ def fuse(candidates: Mapping[int, Candidate], mode: str,
     return {rowid: c.dense + scale * c.lexical for rowid, c in candidates.items()}
 
 
+# The query-adaptive rule (benchmarks/RESULTS.md, "Tuning and fusion"): the lexical bonus
+# can reach ADAPTIVE_MAX_WEIGHT, and shrinks to nothing as the cosine of BM25's best case
+# falls AGREEMENT_SPAN below the best cosine.
+ADAPTIVE_MAX_WEIGHT = 0.8
+AGREEMENT_SPAN = 0.3
+
+
 def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
-    """The lexical weight for one query, from its candidates alone."""
-    return LEXICAL_WEIGHT
+    """The lexical weight for one query, from how far the dense model agrees with BM25.
+
+    Dynamic Alpha Tuning (Hsu & Tzeng 2025) weighs each retriever per query by how good
+    its top result looks to an LLM judge. Here the judge of BM25's top case is the dense
+    model itself: when that case is also among the closest by cosine, the shared rare
+    words (error codes, versions, names) are real evidence and may decide between close
+    cases; when the model puts it far below its own best, the word overlap is incidental
+    (boilerplate, logs) and lexical scores are left out. A stronger, tuned encoder
+    disagrees with incidental overlap more often, so the weight falls with it by itself.
+    """
+    if not candidates:
+        return 0.0
+    lexical_top = max(candidates.values(), key=lambda c: c.lexical)
+    if lexical_top.lexical <= 0:
+        return 0.0
+    gap = max(c.dense for c in candidates.values()) - lexical_top.dense
+    return ADAPTIVE_MAX_WEIGHT * max(0.0, 1.0 - gap / AGREEMENT_SPAN)
 
 
 # Weights a fit chooses from: 0 (dense alone) up to lexical as strong as the cosine range.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from casematch.config import Settings
-from casematch.encoders import Encoder
+from casematch.encoders import Encoder, load_encoder
 from casematch.errors import CasematchError, ConfigError, IndexLockedError
 from casematch.index import IndexModel
 from casematch.sources import SourceConfig, SyncBatch, pull
@@ -140,8 +140,11 @@ def _index_encoder(root: Path, settings: Settings) -> Encoder:
     model = settings.model
     if model is None and (root / CURRENT).exists():
         model = read_manifest(root / current_generation(root))["model"]
-    return IndexModel.load(root, model or "default", device=settings.device,
+    model = model or "default"
+    inside = IndexModel.inside(root, model)
+    encoder = load_encoder(str(root / model) if inside else model, device=settings.device,
                            batch_size=settings.batch_size, runtime=settings.runtime)
+    return IndexModel(model, encoder) if inside else encoder
 
 
 def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[SourceOutcome],
