@@ -140,7 +140,7 @@ def paired_interval(a: list[float], b: list[float], rounds: int = 5000,
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def run_tune(data: Path, work: Path) -> str:
+def run_tune(data: Path, work: Path, reuse: bool = False) -> str:
     import resource
     import shutil
 
@@ -159,12 +159,17 @@ def run_tune(data: Path, work: Path) -> str:
             casematch("index", str(folder / "cases.jsonl"), "--format", "jsonl",
                       "--index", str(index), "--json")
         tuned = folder / "tuned"
-        shutil.rmtree(tuned, ignore_errors=True)
-        shutil.copytree(index, tuned)
-        started = time.perf_counter()
-        report = casematch("tune", "--index", str(tuned), "--json")
-        seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if reuse and (tuned / "tuning.json").is_file():
+            # A tune already run into --work (e.g. in the background on a loaded machine).
+            report = json.loads((tuned / "tuning.json").read_text(encoding="utf-8"))["runs"][-1]
+            seconds, peak = float(report["seconds"]), float(report["peak_rss_mb"])
+        else:
+            shutil.rmtree(tuned, ignore_errors=True)
+            shutil.copytree(index, tuned)
+            started = time.perf_counter()
+            report = casematch("tune", "--index", str(tuned), "--json")
+            seconds = time.perf_counter() - started
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         held = report["heldout"]
         assert isinstance(held, dict)
         notes.append(f"- {dev.name}: `casematch tune` on {len(cases)} cases: "
@@ -193,6 +198,8 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, help="Keep converted sets and indexes here.")
     parser.add_argument("--no-write", action="store_true", help="Do not touch RESULTS.md.")
+    parser.add_argument("--reuse", action="store_true",
+                        help="With --tune: reuse indexes and tunes already in --work.")
     parser.add_argument("--tune", action="store_true",
                         help="Measure fusion rules before and after `casematch tune`.")
     args = parser.parse_args()
@@ -205,7 +212,7 @@ def main() -> int:
         return 0
     if args.tune:
         with tempfile.TemporaryDirectory() as tmp:
-            body = run_tune(args.data, args.work or Path(tmp))
+            body = run_tune(args.data, args.work or Path(tmp), reuse=args.reuse)
         print(body)
         if not args.no_write:
             common.write_section(TUNE_SECTION, f"Measured with `{COMMAND} --tune` on "

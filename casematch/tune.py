@@ -397,7 +397,7 @@ def _train(model: Any, pairs: list[tuple[str, str]], options: TuneOptions, rng: 
     transformer = getattr(model[0], "auto_model", None)
     if transformer is not None and getattr(transformer, "supports_gradient_checkpointing",
                                            False):
-        transformer.gradient_checkpointing_enable()
+        transformer.gradient_checkpointing_enable()  # (renamed in transformers 6)
     model.train()
     device = model.device
     # sentence-transformers 6 renamed `tokenize` to `preprocess`.
