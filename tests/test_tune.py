@@ -144,3 +144,20 @@ def test_cli_dry_run_then_eval_names_the_model(tmp_path: Path, real_encoder) -> 
     result = runner.invoke(cli, ["eval", str(queries), "--index", str(root)],
                            catch_exceptions=False)
     assert result.output.startswith(f"Model: {DEFAULT_MODEL_NAME} (base)")
+
+
+def test_ctrl_c_during_training_leaves_the_index_untouched(
+        tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import casematch.tune
+
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    before = current_generation(root)
+
+    def interrupted(*_args: object, **_kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(casematch.tune, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune(root, options=SHORT)
+    assert current_generation(root) == before and not read_tuning(root)
+    assert not (root / "models").exists() or not list((root / "models").iterdir())
