@@ -161,3 +161,17 @@ def test_ctrl_c_during_training_leaves_the_index_untouched(
         tune(root, options=SHORT)
     assert current_generation(root) == before and not read_tuning(root)
     assert not (root / "models").exists() or not list((root / "models").iterdir())
+
+
+def test_tune_table_in_the_config(tmp_path: Path) -> None:
+    from casematch.config import Settings
+    from casematch.errors import ConfigError
+
+    config = tmp_path / "casematch.toml"
+    config.write_text("[tune]\nepochs = 2\nlearning_rate = 3e-5\n", encoding="utf-8")
+    settings = Settings.load(config, env={})
+    assert settings.tune == {"epochs": 2, "learning_rate": 3e-5}
+    assert TuneOptions(**settings.tune).epochs == 2
+    config.write_text("[tune]\nepoch = 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[tune\]: unknown key\(s\) epoch"):
+        Settings.load(config, env={})
