@@ -24,8 +24,10 @@ def best(scores: dict[int, float]) -> int:
 # Case 0 is the answer in both. Dense-wins: the lexical top (1) shares words but the model
 # puts it far below the answer. Lexical-wins: the answer and case 1 are neck and neck on
 # cosine, and only the answer holds the query's rare error code.
-DENSE_WINS = candidates((0.82, 3.0), (0.35, 9.0), (0.60, 1.0), (0.55, 0.0))
-LEXICAL_WINS = candidates((0.70, 9.0), (0.72, 1.5), (0.50, 2.0), (0.45, 0.0))
+# Both are padded with the many far candidates a real query draws (cosines 0.30-0.49).
+FAR = tuple((0.30 + 0.01 * n, 0.0) for n in range(20))
+DENSE_WINS = candidates((0.82, 3.0), (0.35, 9.0), (0.60, 1.0), (0.55, 0.0), *FAR)
+LEXICAL_WINS = candidates((0.70, 9.0), (0.72, 1.5), (0.50, 2.0), (0.45, 0.0), *FAR)
 
 
 def test_each_retriever_wins_where_it_should_and_the_default_follows() -> None:
