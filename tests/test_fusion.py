@@ -26,7 +26,7 @@ def best(scores: dict[int, float]) -> int:
 # cosine, and only the answer holds the query's rare error code.
 # Both are padded with the many far candidates a real query draws (cosines 0.30-0.49).
 FAR = tuple((0.30 + 0.01 * n, 0.0) for n in range(20))
-DENSE_WINS = candidates((0.82, 3.0), (0.35, 9.0), (0.60, 1.0), (0.55, 0.0), *FAR)
+DENSE_WINS = candidates((0.82, 8.0), (0.35, 9.0), (0.60, 1.0), (0.55, 0.0), *FAR)
 LEXICAL_WINS = candidates((0.70, 9.0), (0.72, 1.5), (0.50, 2.0), (0.45, 0.0), *FAR)
 
 
@@ -41,6 +41,9 @@ def test_each_retriever_wins_where_it_should_and_the_default_follows() -> None:
 def test_the_rule_trusts_lexical_less_when_the_model_disagrees_with_it() -> None:
     # The lexical top has a cosine far below the dense top: a word match the model rejects.
     assert adaptive_weight(DENSE_WINS) < adaptive_weight(LEXICAL_WINS)
+    # ... unless one case alone holds the query's rare word (BM25 far ahead of its second).
+    distinctive = candidates((0.82, 2.0), (0.35, 9.0), (0.60, 1.0), *FAR)
+    assert adaptive_weight(distinctive) > adaptive_weight(DENSE_WINS)
     # No lexical evidence at all: dense alone, whatever the weight.
     only_dense = candidates((0.9, 0.0), (0.8, 0.0))
     assert fuse(only_dense, "hybrid") == fuse(only_dense, "dense")

@@ -51,6 +51,11 @@ def fuse(candidates: Mapping[int, Candidate], mode: str,
 ADAPTIVE_MAX_WEIGHT = 0.1
 AGREEMENT_SPAN = 0.25
 SPREAD_PERCENTILE = 90
+# ... except for a distinctive word match: when BM25's best case scores this share above
+# its second (a rare token, such as an error code, that one case alone holds), lexical
+# evidence gets DISTINCTIVE_WEIGHT whatever the model thinks of that case.
+DISTINCTIVE_MARGIN = 0.45
+DISTINCTIVE_WEIGHT = 0.2
 
 
 def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
@@ -67,16 +72,18 @@ def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
     """
     if not candidates:
         return 0.0
-    lexical_top = max(candidates.values(), key=lambda c: c.lexical)
-    if lexical_top.lexical <= 0:
+    lexical = sorted((c.lexical for c in candidates.values()), reverse=True)
+    if lexical[0] <= 0:
         return 0.0
+    second = lexical[1] if len(lexical) > 1 else 0.0
+    distinctive = (lexical[0] - second) / lexical[0] >= DISTINCTIVE_MARGIN
+    lexical_top = max(candidates.values(), key=lambda c: c.lexical)
     cosines = sorted(c.dense for c in candidates.values())
     best = cosines[-1]
     spread = best - _percentile(cosines, SPREAD_PERCENTILE)
-    if spread <= 0:
-        return 0.0
-    gap = (best - lexical_top.dense) / spread
-    return ADAPTIVE_MAX_WEIGHT * max(0.0, 1.0 - gap / AGREEMENT_SPAN)
+    gap = (best - lexical_top.dense) / spread if spread > 0 else float("inf")
+    agreement = ADAPTIVE_MAX_WEIGHT * max(0.0, 1.0 - gap / AGREEMENT_SPAN)
+    return max(agreement, DISTINCTIVE_WEIGHT if distinctive else 0.0)
 
 
 def _percentile(ordered: Sequence[float], q: float) -> float:
