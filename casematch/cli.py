@@ -254,6 +254,7 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
     suggestion voted Helpful (by more people than voted Not relevant) is a relevant case.
     """
     from casematch.evaluate import evaluate, labelled_query, load_queries
+    from casematch.tune import describe_model
 
     if queries is None and not from_feedback:
         raise click.UsageError("give a QUERIES file, or --from-feedback to use Slack votes",
@@ -273,9 +274,11 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
         serve_queries_on_one_thread()
         report = evaluate(index, labelled, k, target_precision=target_precision,
                           options=_search_options(mode, half_life, no_collapse))
+        model = describe_model(index)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps({**report.to_dict(), "model": model}, indent=2))
     else:
+        click.echo(render.model_line(model))
         click.echo(render.eval_text(report))
 
 
@@ -348,6 +351,73 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
     report = diagnose(_settings(ctx, index_path=index_path), os.environ, measure=measure)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else to_text(report))
     ctx.exit(0 if report.ok else 1)
+
+
+@cli.command("tune")
+@index_option
+@config_option
+@click.option("--labels", "label_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Eval query JSONL to learn from too (repeatable); the run says it used labels.")
+@click.option("--dry-run", is_flag=True,
+              help="Train and compare base and tuned models on held-out pairs; switch nothing.")
+@click.option("--revert", is_flag=True, help="Return to the base model (re-embeds everything).")
+@click.option("--epochs", type=click.IntRange(1, 20), help="Passes over the pairs (default 1).")
+@click.option("--max-steps", type=click.IntRange(1), help="Stop training after this many steps.")
+@json_option
+@click.pass_context
+def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Path, ...],
+             dry_run: bool, revert: bool, epochs: int | None, max_steps: int | None,
+             as_json: bool) -> None:
+    """Fine-tune the index's model on its own resolved cases; use it only if it wins.
+
+    Pairs come from every case: (title, rest of the problem) and (problem, resolution).
+    A tenth of the cases is held out; base and tuned models are compared on it and the
+    tuned one is used only when its held-out MRR is higher. Slack votes stored with the
+    index and --labels files are learnt from as well (and a tenth of them held out).
+    """
+    from casematch.tune import Label, revert_model, tune
+
+    settings = _settings(ctx, index_path=index_path)
+    if revert and (dry_run or label_files):
+        raise click.UsageError("--revert takes no --dry-run or --labels", ctx=ctx)
+    tty = sys.stderr.isatty() and not as_json
+    device = None if settings.device == "cpu" else settings.device
+    if revert:
+        report = revert_model(settings.index_path, device=device, runtime=settings.runtime,
+                              progress=tty)
+    else:
+        labels = [Label(q.query, q.relevant, q.exclude)
+                  for q in _tune_labels(settings, label_files)]
+        options = _tune_options(settings, epochs=epochs, max_steps=max_steps)
+        try:
+            report = tune(settings.index_path, labels=labels, options=options, dry_run=dry_run,
+                          device=device, runtime=settings.runtime, progress=tty,
+                          say=lambda line: click.echo(line, err=True) if tty else None)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: the index is unchanged.", err=True)
+            ctx.exit(130)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(render.tune_text(report.to_dict()))
+
+
+def _tune_labels(settings: Settings, files: tuple[Path, ...]) -> list[Any]:
+    from casematch.evaluate import labelled_query, load_queries
+    from casematch.slack.feedback import feedback_queries
+
+    labelled = [q for path in files for q in load_queries(path)]
+    # Votes agents gave in Slack are this index's own labels: always learnt from.
+    labelled += [labelled_query(q) for q in feedback_queries(settings.index_path)]
+    return labelled
+
+
+def _tune_options(settings: Settings, **overrides: Any) -> Any:
+    from casematch.tune import TuneOptions
+
+    values = {**settings.tune, **{k: v for k, v in overrides.items() if v is not None}}
+    return TuneOptions(**values)
 
 
 @cli.command("reindex", epilog="""\b

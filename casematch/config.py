@@ -33,6 +33,11 @@ _SHARED_SOURCE_KEYS = {
     "slack-api": ("lookback_days", "include_private", "recheck_unresolved"),
     "zendesk-api": ("start_time", "per_page"),
 }
+# What a [tune] table may set, and the type each is read as.
+TUNE_KEYS: dict[str, type] = {
+    "epochs": int, "batch_size": int, "learning_rate": float, "warmup": float,
+    "max_tokens": int, "holdout": float, "seed": int, "min_gain": float,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,8 @@ class Settings:
     include_unresolved: bool = False
     sources: tuple[SourceConfig, ...] = ()
     config_file: Path | None = None
+    # [tune]: training settings for `casematch tune` (casematch.tune.TuneOptions fields).
+    tune: Mapping[str, Any] = field(default_factory=dict)
     # Unknown tables (e.g. [slack], [zendesk]) are kept for the parts that own them.
     sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -187,6 +194,12 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
                                          resolution["bot_case_channels"])
     if "include_internal_notes" in resolution:
         out["include_internal_notes"] = bool(resolution["include_internal_notes"])
+    tune = dict(data.pop("tune", {}))
+    unknown = set(tune) - set(TUNE_KEYS)
+    if unknown:
+        raise ValueError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}; "
+                         f"use {', '.join(TUNE_KEYS)}")
+    out["tune"] = {k: TUNE_KEYS[k](v) for k, v in tune.items()}
     slack = data.get("slack", {})
     if "domain" in slack:
         out["slack_domain"] = str(slack["domain"])

@@ -7,9 +7,14 @@ It composes the layers below it and adds no logic of its own: the on-disk format
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from casematch.cases import Case, Filters, Match
 from casematch.encoders import (
@@ -24,6 +29,11 @@ from casematch.search import SearchOptions, search
 from casematch.storage.generations import Generation, current_generation
 from casematch.storage.writer import IndexWriter, UpdateResult
 
+# Tuned models live in the index folder, outside generations (never pruned).
+MODELS_DIR = "models"
+# What `casematch tune` did and fitted (base model, runs, fusion weights), beside CURRENT.
+TUNING_FILE = "tuning.json"
+
 
 class CaseIndex:
     """An opened index generation: search it, or write the next generation from it.
@@ -35,6 +45,10 @@ class CaseIndex:
     def __init__(self, generation: Generation, encoder: Encoder | Callable[[], Encoder]) -> None:
         self._generation = generation
         self._encoder = encoder
+        # The lexical weight `casematch tune --labels` fitted for this index and model.
+        fusion = read_tuning(generation.root).get("fusion") or {}
+        fitted = (fusion.get(generation.manifest["model"]) or {}).get("lexical_weight")
+        self.fitted_lexical_weight: float | None = None if fitted is None else float(fitted)
 
     # ---- opening --------------------------------------------------------------------------
 
@@ -79,6 +93,10 @@ class CaseIndex:
         root = generation.root
 
         def query_encoder() -> Encoder:
+            if IndexModel.inside(root, built_with):
+                # A tuned model inside the index: its query model is exported to the cache.
+                return IndexModel(built_with, load_query_encoder(
+                    str(root / built_with), device=device, runtime=runtime))
             return load_query_encoder(built_with, device=device, runtime=runtime,
                                       index_root=root)
 
@@ -215,6 +233,11 @@ class CaseIndex:
         Returns:
             `Match`es, best first; empty when nothing passes the filters.
         """
+        if (options is not None and options.lexical_weight is None
+                and self.fitted_lexical_weight is not None):
+            options = replace(options, lexical_weight=self.fitted_lexical_weight)
+        elif options is None and self.fitted_lexical_weight is not None:
+            options = SearchOptions(lexical_weight=self.fitted_lexical_weight)
         return search(self._generation, self.encoder, text, k, filters=filters,
                       options=options)
 
@@ -279,6 +302,64 @@ def attach_query_model(root: Path, encoder: Encoder) -> Path | None:
     return target
 
 
+class IndexModel:
+    """An encoder whose weights live inside the index folder (`casematch tune`).
+
+    Its name is the folder relative to the index root, which is what the manifest records:
+    a copied or moved index still opens, offline, with its own model.
+    """
+
+    def __init__(self, name: str, inner: Encoder) -> None:
+        self._name = name
+        self._inner = inner
+        self.runtime = getattr(inner, "runtime", None)
+
+    @classmethod
+    def load(cls, root: Path, model: str, *, device: str = "cpu", runtime: str = "auto",
+             batch_size: int = DEFAULT_BATCH_SIZE) -> Encoder:
+        """The encoder for a model an index records: a folder inside the index, or any
+        name or path `load_encoder` takes."""
+        if cls.inside(root, model):
+            return cls(model, load_encoder(str(root / model), device=device, runtime=runtime,
+                                           batch_size=batch_size))
+        return load_encoder(model, device=device, runtime=runtime, batch_size=batch_size)
+
+    @staticmethod
+    def inside(root: Path, model: str) -> bool:
+        """Whether `model` names a model folder inside the index at `root`."""
+        return not Path(model).is_absolute() and (root / model / "config.json").is_file()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    def chunk(self, text: str) -> list[str]:
+        return self._inner.chunk(text)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self._inner.encode(texts, progress=progress)
+
+
+def read_tuning(root: Path) -> dict[str, Any]:
+    """The index's tuning record (empty when it was never tuned or the file is unreadable:
+    it only refines defaults, so a damaged one must not stop searches)."""
+    try:
+        data = json.loads((root / TUNING_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_tuning(root: Path, data: dict[str, Any]) -> None:
+    tmp = root / f"{TUNING_FILE}.tmp"
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, root / TUNING_FILE)
+
+
 def serve_queries_on_one_thread() -> None:
     """Tune this process for answering queries one at a time (the CLI, the responder).
 
@@ -293,4 +374,5 @@ def serve_queries_on_one_thread() -> None:
     torch_on_one_thread()
 
 
-__all__ = ["CaseIndex", "UpdateResult", "attach_query_model", "serve_queries_on_one_thread"]
+__all__ = ["CaseIndex", "IndexModel", "UpdateResult", "attach_query_model", "read_tuning",
+           "serve_queries_on_one_thread", "write_tuning"]

@@ -230,3 +230,38 @@ def explanation_text(explanation: Any) -> str:
         if message.reason:
             lines.append(f"      why not: {message.reason}")
     return "\n".join(lines)
+
+
+def tune_text(report: Mapping[str, Any]) -> str:
+    """`casematch tune`'s report (`tune.TuneReport.to_dict()`) for a terminal."""
+    decision = report["decision"]
+    if decision == "reverted":
+        return (f"Reverted to the base model {report['base_model']} "
+                f"({report['generation']}, {report['seconds']:.0f} s).")
+    lines = [f"Cases: {report['cases']}; training pairs: {report['pairs_train']} "
+             f"(+{report['labels_train']} labelled), held out: {report['pairs_heldout']} pairs"
+             f" and {report['labels_heldout']} labels",
+             f"Trained {report['steps']} steps on {report['device']} in "
+             f"{report['train_seconds']:.0f} s (peak memory {report['peak_rss_mb']:.0f} MB)"]
+    held = report["heldout"]
+    lines.append(f"Held-out MRR: base {held['base']:.3f}, tuned {held['tuned']:.3f}")
+    if report["heldout_labels"]:
+        lab = report["heldout_labels"]
+        lines.append(f"Held-out labelled MRR: base {lab['base']:.3f}, tuned {lab['tuned']:.3f}")
+    lines.append({
+        "tuned": f"Tuned model wins: the index now uses {report['model']} "
+                 f"({report['generation']}).",
+        "kept-base": f"The tuned model does not win: the index keeps {report['model']}.",
+        "dry-run": "Dry run: nothing was switched.",
+    }[decision])
+    if report.get("lexical_weight") is not None:
+        lines.append(f"Fusion weight fitted on the labels: {report['lexical_weight']:.2f}")
+    return "\n".join(lines)
+
+
+def model_line(model: Mapping[str, Any]) -> str:
+    """Which model produced the figures: base, or tuned (from what, when)."""
+    if model.get("kind") == "tuned":
+        return (f"Model: {model['model']} (tuned from {model['base_model']} on "
+                f"{str(model['tuned_at'])[:10]})")
+    return f"Model: {model['model']} (base)"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from casematch.search.fusion import LEXICAL_WEIGHT
-
 MODES = ("hybrid", "dense", "lexical")
 
 
@@ -16,7 +14,9 @@ class SearchOptions:
 
     # "hybrid" (default), or one retriever alone: the baselines run through this same code.
     mode: str = "hybrid"
-    lexical_weight: float = LEXICAL_WEIGHT
+    # None: the weight `casematch tune --labels` fitted for the index, else the
+    # query-adaptive rule (search.fusion.adaptive_weight).
+    lexical_weight: float | None = None
     # BM25 weight of (title, problem, resolution): a new case is matched against past
     # problems first; the resolution is supporting evidence.
     field_weights: tuple[float, float, float] = (2.0, 1.0, 0.5)

@@ -26,9 +26,15 @@ from casematch.cases import clean_case
 from casematch.config import Settings
 from casematch.encoders import Encoder, load_encoder
 from casematch.errors import CasematchError, ConfigError, IndexLockedError, InputError
-from casematch.index import attach_query_model
+from casematch.index import IndexModel, attach_query_model
 from casematch.sources import SourceConfig, SyncBatch, pull
-from casematch.storage.generations import check_index_folder, check_unlocked
+from casematch.storage.generations import (
+    CURRENT,
+    check_index_folder,
+    check_unlocked,
+    current_generation,
+    read_manifest,
+)
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import (
     DEFAULT_MAX_DELETE_RATIO,
@@ -130,9 +136,7 @@ def reindex(
     root = Path(settings.index_path)
     check_index_folder(root)
     check_unlocked(root)  # fail before spending seconds loading the model
-    encoder = encoder or ray_encoder(settings) or load_encoder(
-        settings.model or "default", device=settings.device, batch_size=settings.batch_size,
-        runtime=settings.runtime)
+    encoder = encoder or ray_encoder(settings) or _index_encoder(root, settings)
     outcomes: list[SourceOutcome] = []
     try:
         with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,
@@ -158,6 +162,19 @@ def reindex(
         result = writer.result
     return ReindexResult(update=result, sources=outcomes, dry_run=dry_run, full=full,
                          seconds=time.perf_counter() - started)
+
+
+def _index_encoder(root: Path, settings: Settings) -> Encoder:
+    """The configured model, else the one the index uses (a tuned model keeps embedding
+    new cases), else the default."""
+    model = settings.model
+    if model is None and (root / CURRENT).exists():
+        model = read_manifest(root / current_generation(root))["model"]
+    model = model or "default"
+    inside = IndexModel.inside(root, model)
+    encoder = load_encoder(str(root / model) if inside else model, device=settings.device,
+                           batch_size=settings.batch_size, runtime=settings.runtime)
+    return IndexModel(model, encoder) if inside else encoder
 
 
 def _pull_all(settings: Settings, state: SyncState, full: bool, outcomes: list[SourceOutcome],

@@ -1,0 +1,506 @@
+"""`casematch tune`: fine-tune the index's encoder on the index's own cases.
+
+Every resolved case is training data that needs no labels: its title should land near
+the rest of its problem, and its problem near its resolution. One epoch of in-batch
+negatives contrastive loss (MultipleNegativesRankingLoss) over those pairs teaches the
+encoder the team's vocabulary — product names, error strings, the way people phrase a
+problem. Labelled queries (eval files, Slack votes) are added as (query, case) pairs.
+
+Never silently worse: about a tenth of the cases (and of the labels) is held out before
+training, and base and tuned encoders are compared on it (MRR of each held-out query
+against every held-out candidate). The tuned model is used only when it wins; otherwise
+the index keeps its model and the report says so, with both figures.
+
+The tuned model is written into the index folder (`models/tuned-<date>/`) and the manifest
+names it relative to the index root, so the index stays self-contained: it loads offline,
+and a copied index still opens. The run is recorded in `tuning.json` beside CURRENT (base
+model, date, pairs, held-out figures, the fitted fusion weight), which generations do not
+prune. Re-embedding goes through `IndexWriter`, so the switch is one atomic generation;
+Ctrl-C before that leaves the index untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from casematch.cases import Case
+from casematch.encoders import DEFAULT_BATCH_SIZE, Encoder, resolve_model_path
+from casematch.errors import CasematchError, ConfigError
+from casematch.index import (
+    MODELS_DIR,
+    CaseIndex,
+    IndexModel,
+    read_tuning,
+    write_tuning,
+)
+from casematch.search.fusion import Candidate, fit_weight
+from casematch.storage.generations import check_unlocked
+from casematch.storage.writer import IndexWriter, UpdateResult
+
+# Fewer pairs than this teach nothing and leave nothing to hold out.
+MIN_PAIRS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class TuneOptions:
+    """Training settings; the defaults are the measured configuration (RESULTS.md)."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup: float = 0.1
+    max_tokens: int = 256
+    # Share of cases (and of labels) kept out of training to compare the two encoders.
+    holdout: float = 0.1
+    seed: int = 13
+    # Stop after this many steps (None: every batch of every epoch); tests keep runs short.
+    max_steps: int | None = None
+    # The tuned model must beat the base by more than this held-out MRR to be used.
+    min_gain: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A labelled query: text and the ids of the cases that answer it."""
+
+    query: str
+    relevant: tuple[str, ...]
+    # Cases the query must not match (it is itself one of them: leave-one-out sets).
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass
+class TuneReport:
+    base_model: str
+    model: str  # the model the index uses after this run
+    tuned_model: str | None  # where the tuned weights were written (None: discarded)
+    decision: str  # "tuned", "kept-base", "dry-run", "reverted"
+    cases: int = 0
+    pairs_train: int = 0
+    pairs_heldout: int = 0
+    labels_train: int = 0
+    labels_heldout: int = 0
+    heldout: dict[str, float] = field(default_factory=dict)
+    heldout_labels: dict[str, float] = field(default_factory=dict)
+    lexical_weight: float | None = None
+    steps: int = 0
+    train_seconds: float = 0.0
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    generation: str = ""
+    device: str = "cpu"
+    date: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("heldout", "heldout_labels"):
+            out[key] = {k: round(v, 4) for k, v in out[key].items()}
+        for key in ("train_seconds", "seconds", "peak_rss_mb"):
+            out[key] = round(out[key], 1)
+        return out
+
+
+Progress = Callable[[str], None]
+
+
+# ---- pairs --------------------------------------------------------------------------------
+
+
+def case_pairs(case: Case) -> list[tuple[str, str]]:
+    """(anchor, positive) pairs a case yields without labels."""
+    pairs = []
+    title = case.title.strip()
+    problem = case.problem.strip()
+    rest = (problem[len(title):].lstrip(" .:-\n").strip() if title and problem.startswith(title)
+            else problem)
+    if title and rest and title != rest:
+        pairs.append((title, rest))
+    if problem and case.resolution.strip():
+        pairs.append((_problem_text(case), case.resolution.strip()))
+    return pairs
+
+
+def _problem_text(case: Case) -> str:
+    title = case.title.strip()
+    problem = case.problem.strip()
+    return problem if not title or problem.startswith(title) else f"{title}\n\n{problem}"
+
+
+def _split(items: Sequence[Any], share: float, rng: random.Random) -> tuple[list[Any], list[Any]]:
+    """(train, held out): `share` of the items, at least one of each when there are two."""
+    order = list(items)
+    rng.shuffle(order)
+    if len(order) < 2 or share <= 0:
+        return order, []
+    held = min(len(order) - 1, max(1, round(len(order) * share)))
+    return order[held:], order[:held]
+
+
+def heldout_mrr(queries: np.ndarray, candidates: np.ndarray, gold: Sequence[int]) -> float:
+    """Mean reciprocal rank of each query's own candidate among all candidates
+    (rows L2-normalised, so the inner product is the cosine)."""
+    if len(gold) == 0:
+        return 0.0
+    scores = queries @ candidates.T
+    own = scores[np.arange(len(gold)), np.asarray(gold)]
+    ranks = 1 + (scores > own[:, None]).sum(axis=1)
+    return float(np.mean(1.0 / ranks))
+
+
+@dataclass
+class _Heldout:
+    queries: list[str] = field(default_factory=list)
+    candidates: list[str] = field(default_factory=list)
+    gold: list[int] = field(default_factory=list)
+
+    def add(self, query: str, positive: str) -> None:
+        self.queries.append(query)
+        self.candidates.append(positive)
+        self.gold.append(len(self.candidates) - 1)
+
+    def score(self, encode: Callable[[list[str]], np.ndarray]) -> float:
+        if not self.queries:
+            return 0.0
+        return heldout_mrr(encode(self.queries), encode(self.candidates), self.gold)
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def tune(
+    index_path: str | Path,
+    *,
+    labels: Sequence[Label] = (),
+    options: TuneOptions | None = None,
+    dry_run: bool = False,
+    device: str | None = None,
+    runtime: str = "auto",
+    progress: bool = False,
+    say: Progress | None = None,
+) -> TuneReport:
+    """Fine-tune the index's encoder on its own cases; switch to it only if it wins.
+
+    Raises:
+        IndexFormatError: no usable index at `index_path`.
+        IndexLockedError: another process is writing the index.
+        CasematchError: too few cases to train on.
+    """
+    started = time.perf_counter()
+    options = options or TuneOptions()
+    root = Path(index_path)
+    say = say or (lambda _message: None)
+    check_unlocked(root)
+    rng = random.Random(options.seed)
+    with CaseIndex.open(root) as index:
+        current = index.manifest["model"]
+        include_unresolved = bool(index.manifest.get("include_unresolved", False))
+        cases = _all_cases(index)
+    tuning = read_tuning(root)
+    base_model = str(tuning.get("base_model") or current)
+    device = device or _best_device()
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    report = TuneReport(base_model=base_model, model=current, tuned_model=None,
+                        decision="dry-run" if dry_run else "kept-base", cases=len(cases),
+                        device=device, date=datetime.now(UTC).isoformat(timespec="seconds"))
+
+    train_cases, held_cases = _split([c for c in cases if c.resolved or include_unresolved],
+                                     options.holdout, rng)
+    train = [p for c in train_cases for p in case_pairs(c)]
+    heldout = _Heldout()
+    for case in held_cases:
+        for query, positive in case_pairs(case):
+            heldout.add(query, positive)
+    by_id = {c.id: c for c in cases}
+    usable = [lb for lb in labels if any(r in by_id for r in lb.relevant)]
+    train_labels, held_labels = _split(usable, options.holdout, rng)
+    for label in train_labels:
+        train += [(label.query, by_id[r].search_text()) for r in label.relevant if r in by_id]
+    labelled = _Heldout()
+    for label in held_labels:
+        relevant = next(r for r in label.relevant if r in by_id)
+        labelled.add(label.query, by_id[relevant].search_text())
+    # Held-out labelled queries rank against every held-out case text, not only their own.
+    for case in held_cases:
+        labelled.candidates.append(case.search_text())
+    report.pairs_train, report.pairs_heldout = len(train), len(heldout.queries)
+    report.labels_train, report.labels_heldout = len(train_labels), len(held_labels)
+    if len(train) < MIN_PAIRS or not heldout.queries:
+        raise CasematchError(
+            f"{root}: only {len(train)} training pairs from {len(cases)} cases; tune needs "
+            "a few dozen resolved cases with a title or a resolution"
+        )
+
+    model = _load_trainable(base_model, root, device, options.max_tokens)
+    base_figures = _figures(model, heldout, labelled)
+    say(f"held-out before tuning: MRR {base_figures['pairs']:.3f} on "
+        f"{len(heldout.queries)} pairs" + (f", {base_figures['labels']:.3f} on "
+                                             f"{len(held_labels)} labels" if held_labels else ""))
+    tmp = root / MODELS_DIR / f".tmp-tuned-{os.getpid()}"
+    try:
+        train_started = time.perf_counter()
+        report.steps = _train(model, train, options, rng, progress=progress)
+        report.train_seconds = time.perf_counter() - train_started
+        tuned_figures = _figures(model, heldout, labelled)
+        report.heldout = {"base": base_figures["pairs"], "tuned": tuned_figures["pairs"]}
+        if held_labels:
+            report.heldout_labels = {"base": base_figures["labels"],
+                                     "tuned": tuned_figures["labels"]}
+        wins = _wins(base_figures, tuned_figures, bool(held_labels), options.min_gain)
+        if dry_run or not wins:
+            report.decision = "dry-run" if dry_run else "kept-base"
+            report.model = current
+        else:
+            name = _tuned_name(root, date)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            model.save(str(tmp))
+            del model
+            os.replace(tmp, root / name)
+            report.tuned_model = report.model = name
+            report.decision = "tuned"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if report.decision == "tuned":
+        encoder: Encoder = IndexModel.load(root, report.model, device=device, runtime=runtime)
+        try:
+            result = _reembed(root, encoder, cases, include_unresolved, progress=progress)
+        except BaseException:
+            # Nothing names the new folder yet: leave the index exactly as it was.
+            shutil.rmtree(root / report.model, ignore_errors=True)
+            raise
+        report.generation = result.generation
+    if labels and not dry_run:
+        report.lexical_weight = _fit_fusion(root, labels)
+    report.seconds = time.perf_counter() - started
+    report.peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if not dry_run:
+        _record(root, tuning, report)
+    return report
+
+
+def revert_model(index_path: str | Path, *, device: str | None = None, runtime: str = "auto",
+           progress: bool = False) -> TuneReport:
+    """Return the index to the model it had before any tuning (re-embedding with it)."""
+    started = time.perf_counter()
+    root = Path(index_path)
+    check_unlocked(root)
+    tuning = read_tuning(root)
+    with CaseIndex.open(root) as index:
+        current = index.manifest["model"]
+        include_unresolved = bool(index.manifest.get("include_unresolved", False))
+        cases = _all_cases(index)
+    base = tuning.get("base_model")
+    if not base or base == current:
+        raise ConfigError(f"{root}: the index already uses its base model {current!r}; "
+                          "nothing to revert")
+    device = device or _best_device()
+    encoder = IndexModel.load(root, str(base), device=device, runtime=runtime)
+    result = _reembed(root, encoder, cases, include_unresolved, progress=progress)
+    report = TuneReport(base_model=str(base), model=str(base), tuned_model=None,
+                        decision="reverted", cases=len(cases), generation=result.generation,
+                        device=device, date=datetime.now(UTC).isoformat(timespec="seconds"),
+                        seconds=time.perf_counter() - started)
+    _record(root, tuning, report)
+    return report
+
+
+# ---- steps ---------------------------------------------------------------------------------
+
+
+def _all_cases(index: CaseIndex) -> list[Case]:
+    store = index.storage.store
+    rowids = sorted(rowid for rowid, _digest in store.hashes().values())
+    cases = store.cases_by_rowid(rowids)
+    return [cases[r] for r in rowids]
+
+
+def _best_device() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _load_trainable(model: str, root: Path, device: str, max_tokens: int) -> Any:
+    """A sentence-transformers model to train (a fresh copy, never the shared encoder)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        from casematch.errors import MissingDependencyError
+
+        raise MissingDependencyError(f"tune needs sentence-transformers ({exc})") from exc
+    local = root / model
+    path = str(local) if not Path(model).is_absolute() and local.is_dir() else \
+        resolve_model_path(model)
+    try:
+        trainable = SentenceTransformer(path, device=device, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load model {model!r} to tune it: {exc}") from exc
+    trainable.max_seq_length = min(max_tokens, int(trainable.max_seq_length or max_tokens))
+    return trainable
+
+
+def _figures(model: Any, heldout: _Heldout, labelled: _Heldout) -> dict[str, float]:
+    def encode(texts: list[str]) -> np.ndarray:
+        vectors: np.ndarray = model.encode(texts, batch_size=DEFAULT_BATCH_SIZE,
+                                           normalize_embeddings=True,
+                                           convert_to_numpy=True, show_progress_bar=False)
+        return vectors.astype(np.float32)
+
+    model.eval()
+    return {"pairs": heldout.score(encode), "labels": labelled.score(encode)}
+
+
+def _wins(base: dict[str, float], tuned: dict[str, float], has_labels: bool,
+          min_gain: float) -> bool:
+    """Tuned must beat base on the held-out pairs, and not lose on held-out labels (which
+    are the users' own judgement, so they veto)."""
+    if tuned["pairs"] <= base["pairs"] + min_gain:
+        return False
+    return not has_labels or tuned["labels"] >= base["labels"]
+
+
+def _train(model: Any, pairs: list[tuple[str, str]], options: TuneOptions, rng: random.Random,
+           *, progress: bool) -> int:
+    import torch
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    loss = MultipleNegativesRankingLoss(model)
+    batches: list[list[tuple[str, str]]] = []
+    for _epoch in range(options.epochs):
+        order = list(pairs)
+        rng.shuffle(order)
+        batches += _batches(order, options.batch_size)
+    if options.max_steps is not None:
+        batches = batches[:options.max_steps]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.learning_rate)
+    schedule = get_linear_schedule_with_warmup(
+        optimizer, int(options.warmup * len(batches)), len(batches))
+    # Recompute activations in the backward pass: a batch of 2 x 32 windows of 256
+    # tokens otherwise keeps ~4 GB of attention maps alive (measured on StackFAQ), for
+    # about a third more compute.
+    transformer = getattr(model[0], "auto_model", None)
+    if transformer is not None and getattr(transformer, "supports_gradient_checkpointing",
+                                           False):
+        transformer.gradient_checkpointing_enable()  # (renamed in transformers 6)
+    model.train()
+    device = model.device
+    # sentence-transformers 6 renamed `tokenize` to `preprocess`.
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+    bar = tqdm(batches, desc="Tuning", unit="step", disable=not progress)
+    for batch in bar:
+        features = [_to(prepare([pair[side] for pair in batch]), device) for side in (0, 1)]
+        value = loss(features, None)
+        value.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        bar.set_postfix(loss=f"{value.item():.3f}")
+    model.eval()
+    return len(batches)
+
+
+def _batches(pairs: list[tuple[str, str]], size: int) -> list[list[tuple[str, str]]]:
+    """Batches without a repeated text: a duplicate would be its own in-batch negative."""
+    out: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    deferred: list[tuple[str, str]] = []
+    for pair in pairs:
+        if pair[0] in seen or pair[1] in seen:
+            deferred.append(pair)
+            continue
+        current.append(pair)
+        seen.update(pair)
+        if len(current) == size:
+            out.append(current)
+            current, seen = [], set()
+    current += [p for p in deferred if p[0] not in seen and p[1] not in seen]
+    if len(current) >= 2:
+        out.append(current[:size])
+    return out
+
+
+def _to(features: dict[str, Any], device: Any) -> dict[str, Any]:
+    return {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+
+
+def _tuned_name(root: Path, date: str) -> str:
+    name = f"{MODELS_DIR}/tuned-{date}"
+    number = 2
+    while (root / name).exists():
+        name = f"{MODELS_DIR}/tuned-{date}-{number}"
+        number += 1
+    return name
+
+
+def _reembed(root: Path, encoder: Encoder, cases: list[Case], include_unresolved: bool, *,
+             progress: bool) -> UpdateResult:
+    # A fresh writer: the model changed, so no vector can be reused.
+    with IndexWriter(root, encoder, include_unresolved=include_unresolved,
+                     fresh=True) as writer:
+        for case in cases:
+            writer.upsert(case)
+        return writer.commit(progress=progress)
+
+
+def _fit_fusion(root: Path, labels: Sequence[Label]) -> float | None:
+    """The lexical weight that ranks the labelled queries best on the current index."""
+    from casematch.cases import Filters
+    from casematch.search import SearchOptions
+    from casematch.search.retrieve import gather
+
+    with CaseIndex.open(root) as index:
+        store = index.storage.store
+        ids = {rowid: case_id for case_id, (rowid, _d) in store.hashes().items()}
+        queries: list[tuple[dict[int, Candidate], set[int]]] = []
+        options = SearchOptions(collapse_above=None)
+        for label in labels:
+            found = gather(index.storage, index.encoder, label.query, options.candidates,
+                           Filters(), options)
+            candidates = {r: c for r, c in found.items() if ids[r] not in label.exclude}
+            gold = {r for r in candidates if ids[r] in label.relevant}
+            if candidates and gold:
+                queries.append((candidates, gold))
+    return fit_weight(queries) if queries else None
+
+
+def _record(root: Path, tuning: dict[str, Any], report: TuneReport) -> None:
+    runs = list(tuning.get("runs") or [])
+    runs.append(report.to_dict())
+    tuning = {**tuning, "base_model": report.base_model, "model": report.model, "runs": runs}
+    if report.lexical_weight is not None:
+        tuning["fusion"] = {**(tuning.get("fusion") or {}),
+                            report.model: {"lexical_weight": report.lexical_weight,
+                                           "fitted_on": report.labels_train
+                                           + report.labels_heldout,
+                                           "date": report.date}}
+    write_tuning(root, tuning)
+
+
+def describe_model(index: CaseIndex) -> dict[str, Any]:
+    """What `eval` prints beside its figures: the model, base or tuned, and its date."""
+    model = str(index.manifest["model"])
+    tuning = read_tuning(index.root)
+    runs = [r for r in tuning.get("runs") or [] if r.get("model") == model
+            and r.get("decision") == "tuned"]
+    if runs:
+        return {"model": model, "kind": "tuned", "base_model": tuning.get("base_model"),
+                "tuned_at": runs[-1].get("date")}
+    return {"model": model, "kind": "base"}

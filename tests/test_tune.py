@@ -1,0 +1,177 @@
+"""`casematch tune` with the real model: switch, keep the base, revert, copy, eval's model line.
+
+Runs are a few training steps on a small corpus: what is tested is the mechanics around
+training (held-out comparison, atomic switch, offline loading from the index folder), not
+how much training lifts ranking (benchmarks/quality.py measures that on real data).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_case
+
+from casematch.cases import Case
+from casematch.cli import cli
+from casematch.encoders import DEFAULT_MODEL_NAME
+from casematch.index import CaseIndex, read_tuning
+from casematch.storage.generations import current_generation
+from casematch.tune import TuneOptions, case_pairs, heldout_mrr, revert_model, tune
+
+pytestmark = pytest.mark.model
+
+PRODUCTS = ["printer", "VPN client", "mail server", "laptop dock", "wiki", "build farm",
+            "payroll app", "badge reader", "video bridge", "backup job", "CRM export",
+            "SSO portal"]
+SYMPTOMS = [("is offline after the update", "roll back driver 4.2 and reboot"),
+            ("rejects my password", "reset the account in the directory"),
+            ("is very slow since Monday", "the cache disk was full; cleaned it"),
+            ("crashes on start", "delete the stale lock file and restart")]
+
+
+def corpus() -> list[Case]:
+    cases = []
+    for p, product in enumerate(PRODUCTS):
+        for s, (symptom, fix) in enumerate(SYMPTOMS):
+            title = f"The {product} {symptom}"
+            cases.append(make_case(f"c{p}-{s}", f"{title}. Users on floor {p + s} noticed it "
+                                   f"first; ticket raised by the {product} team.",
+                                   f"{fix} ({product}).", title=title))
+    return cases
+
+
+def build(path: Path, cases: list[Case], real_encoder) -> Path:  # type: ignore[no-untyped-def]
+    CaseIndex.build(cases, path, encoder=real_encoder)[0].close()
+    return path
+
+
+SHORT = TuneOptions(batch_size=8, max_steps=2, holdout=0.2)
+
+
+def test_pairs_from_a_case() -> None:
+    case = make_case("a", "Printer offline. It stopped after the update.", "Reboot it.",
+                     title="Printer offline")
+    assert case_pairs(case) == [
+        ("Printer offline", "It stopped after the update."),
+        ("Printer offline. It stopped after the update.", "Reboot it."),
+    ]
+    assert case_pairs(make_case("b", "No title, no fix.")) == []
+
+
+def test_heldout_mrr_ranks_each_query_against_every_candidate() -> None:
+    eye = np.eye(3, dtype=np.float32)
+    assert heldout_mrr(eye, eye, [0, 1, 2]) == 1.0
+    # Query 0 matches candidate 1 best: its own candidate comes second.
+    swapped = np.array([[0.6, 0.8, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    assert heldout_mrr(swapped, eye, [0, 1, 2]) == pytest.approx((0.5 + 1 + 1) / 3)
+
+
+def test_tune_switches_to_a_model_inside_the_index_and_reverts(
+        tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    before = current_generation(root)
+    # A negative margin switches whatever the comparison says: the switch mechanics.
+    report = tune(root, options=TuneOptions(batch_size=8, max_steps=2, holdout=0.2,
+                                            min_gain=-1.0))
+    assert report.decision == "tuned"
+    assert report.model.startswith("models/tuned-") and (root / report.model).is_dir()
+    assert set(report.heldout) == {"base", "tuned"} and report.pairs_heldout > 0
+    assert current_generation(root) != before
+    with CaseIndex.open(root) as index:
+        assert index.manifest["model"] == report.model  # relative: a copied index opens
+        assert index.search("the printer is offline after the update", k=1)
+    tuning = read_tuning(root)
+    assert tuning["base_model"] == DEFAULT_MODEL_NAME
+    assert tuning["runs"][-1]["decision"] == "tuned"
+
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    shutil.rmtree(root)
+    with CaseIndex.open(copy) as index:
+        assert index.search("badge reader rejects password", k=1)[0].case.id.startswith("c7")
+        # Updates embed new cases with the tuned model (no re-embedding of the rest).
+        updated, result = index.update([make_case("new", "The wiki is down again.",
+                                                  "Restarted it.")])
+        assert result.embedded == 1 and updated.manifest["model"] == report.model
+        updated.close()
+
+    reverted = revert_model(copy)
+    assert reverted.decision == "reverted"
+    with CaseIndex.open(copy) as index:
+        assert index.manifest["model"] == DEFAULT_MODEL_NAME
+        assert len(index) == len(corpus()) + 1
+    with pytest.raises(Exception, match="already uses its base model"):
+        revert_model(copy)
+
+
+def test_keeps_the_base_when_tuning_cannot_win(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
+    # Each title is the rest of its problem but for a "!": the base model already ranks
+    # every held-out pair first (MRR 1.0), so no tuned model can beat it.
+    cases = [make_case(f"e{n}", f"{text}\n\n{text}!", title=text, resolved=True)
+             for n, text in enumerate(f"The {p} {s}" for p in PRODUCTS for s, _ in SYMPTOMS)]
+    root = build(tmp_path / "index", cases, real_encoder)
+    before = current_generation(root)
+    report = tune(root, options=SHORT)
+    assert report.heldout["base"] == pytest.approx(1.0)
+    assert report.decision == "kept-base" and report.model == DEFAULT_MODEL_NAME
+    assert report.tuned_model is None
+    assert current_generation(root) == before
+    assert not (root / "models").exists() or not list((root / "models").iterdir())
+
+
+def test_cli_dry_run_then_eval_names_the_model(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    before = current_generation(root)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["tune", "--index", str(root), "--dry-run", "--max-steps", "1",
+                                 "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["decision"] == "dry-run" and report["heldout"]["base"] > 0
+    assert current_generation(root) == before and not read_tuning(root)
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"query": "VPN client rejects my password",
+                                   "relevant": ["c1-1"]}) + "\n", encoding="utf-8")
+    result = runner.invoke(cli, ["eval", str(queries), "--index", str(root), "--json"],
+                           catch_exceptions=False)
+    assert json.loads(result.output)["model"] == {"model": DEFAULT_MODEL_NAME, "kind": "base"}
+    result = runner.invoke(cli, ["eval", str(queries), "--index", str(root)],
+                           catch_exceptions=False)
+    assert result.output.startswith(f"Model: {DEFAULT_MODEL_NAME} (base)")
+
+
+def test_ctrl_c_during_training_leaves_the_index_untouched(
+        tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import casematch.tune
+
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    before = current_generation(root)
+
+    def interrupted(*_args: object, **_kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(casematch.tune, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tune(root, options=SHORT)
+    assert current_generation(root) == before and not read_tuning(root)
+    assert not (root / "models").exists() or not list((root / "models").iterdir())
+
+
+def test_tune_table_in_the_config(tmp_path: Path) -> None:
+    from casematch.config import Settings
+    from casematch.errors import ConfigError
+
+    config = tmp_path / "casematch.toml"
+    config.write_text("[tune]\nepochs = 2\nlearning_rate = 3e-5\n", encoding="utf-8")
+    settings = Settings.load(config, env={})
+    assert settings.tune == {"epochs": 2, "learning_rate": 3e-5}
+    assert TuneOptions(**settings.tune).epochs == 2
+    config.write_text("[tune]\nepoch = 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[tune\]: unknown key\(s\) epoch"):
+        Settings.load(config, env={})
