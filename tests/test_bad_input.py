@@ -102,7 +102,7 @@ def test_lone_surrogates_and_control_characters_are_cleaned_and_indexed(tmp_path
 def test_non_utf8_queries_are_cleaned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings.load(env={}, index_path=tmp_path / "idx")
     build_index([CORPUS / "jsonl" / "surrogate.jsonl"], settings, encoder=FakeEncoder())
-    monkeypatch.setattr("casematch.index.load_encoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr("casematch.index.load_query_encoder", lambda *a, **k: FakeEncoder())
     runner = CliRunner()
     # argv: Python hands undecodable bytes over as lone surrogates.
     result = runner.invoke(cli, ["query", "emoji \udcff\udcfe cut", "--index",
@@ -232,7 +232,7 @@ def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                               for n in range(20)), encoding="utf-8")
     build_index([source], Settings.load(env={}, index_path=tmp_path / "idx"),
                 encoder=FakeEncoder())
-    monkeypatch.setattr("casematch.index.load_encoder", lambda *a, **k: FakeEncoder())
+    monkeypatch.setattr("casematch.index.load_query_encoder", lambda *a, **k: FakeEncoder())
     return tmp_path / "idx"
 
 

@@ -42,7 +42,7 @@ def edit(ts: str, text: str, edited: str, event_ts: str) -> dict[str, Any]:
 
 
 def posted_root(slack: Harness, ts: str) -> None:
-    slack.event(root(ts, "lunch menu and a printer"), f"Ev{ts}")
+    slack.event(root(ts, "lunch menu and a printer that jams"), f"Ev{ts}")
     slack.fake.wait_for("chat.postMessage")
 
 
