@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS pending (
     id TEXT PRIMARY KEY,          -- the event id (or a command's trigger id)
     kind TEXT NOT NULL,           -- message, reaction, mention, command, action
     body TEXT NOT NULL,           -- the request as JSON: deleted once the work is done
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    taken_at REAL                 -- when a process last took the work on (claim or resume)
 );
 CREATE TABLE IF NOT EXISTS queries (
     id TEXT PRIMARY KEY,          -- "<channel>:<ts>" for a root, a random id otherwise
@@ -85,7 +86,8 @@ def edit_key(ts: str) -> str:
 
 
 # Columns added since the first release: (table, column, type). Added on open.
-_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"))
+_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"),
+                  ("pending", "taken_at", "REAL"))
 PRUNE_EVERY_S = 3600.0
 # Query text is kept this long for feedback votes, then blanked (`prune`).
 DEFAULT_RETENTION_DAYS = 30.0
@@ -155,8 +157,9 @@ class SlackState:
                 "INSERT INTO events (event_id, seen_at) VALUES (?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
             if inserted and kind:
-                db.execute("INSERT INTO pending (id, kind, body, created_at) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (id) DO NOTHING", (event_id, kind, body, now))
+                db.execute("INSERT INTO pending (id, kind, body, created_at, taken_at) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                           (event_id, kind, body, now, now))
             db.execute("COMMIT")
         if inserted and now - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = now
@@ -187,14 +190,26 @@ class SlackState:
         with self._db() as db:
             db.execute("DELETE FROM pending WHERE id = ?", (event_id,))
 
-    def pending_work(self, max_age_s: float) -> list[tuple[str, str, str]]:
-        """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first.
-        Older work is dropped: an answer that late would be noise."""
-        cutoff = time.time() - max_age_s
+    def pending_work(self, max_age_s: float,
+                     grace_s: float = 0.0) -> list[tuple[str, str, str]]:
+        """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first,
+        taken on by this process. Older work is dropped: an answer that late would be noise.
+
+        With `grace_s`, only work nobody took on in the last `grace_s` seconds: a replica
+        sharing the store takes over the work of one that died, not of one still at it.
+        Each row is taken by one caller (a conditional update), so two replicas looking at
+        once do not both redo it.
+        """
+        now = time.time()
+        cutoff = now - grace_s
         with self._db() as db:
-            db.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
-            return [(str(i), str(k), str(b)) for i, k, b in db.execute(
-                "SELECT id, kind, body FROM pending ORDER BY created_at")]
+            db.execute("DELETE FROM pending WHERE created_at < ?", (now - max_age_s,))
+            rows = list(db.execute(
+                "SELECT id, kind, body FROM pending "
+                "WHERE COALESCE(taken_at, created_at) <= ? ORDER BY created_at", (cutoff,)))
+            return [(str(i), str(k), str(b)) for i, k, b in rows if db.execute(
+                "UPDATE pending SET taken_at = ? WHERE id = ? "
+                "AND COALESCE(taken_at, created_at) <= ?", (now, i, cutoff)).rowcount == 1]
 
     def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
         """True if this process is the one to answer the root message (channel, ts).
