@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS pending (
     kind TEXT NOT NULL,           -- message, reaction, mention, command, action
     body TEXT NOT NULL,           -- the request as JSON: deleted once the work is done
     created_at REAL NOT NULL,
-    taken_at REAL                 -- when a process last took the work on (claim or resume)
+    taken_at REAL,                -- when its owner last said it is still at it
+    owner TEXT                    -- the SlackState (process) that took the work on
 );
 CREATE TABLE IF NOT EXISTS queries (
     id TEXT PRIMARY KEY,          -- "<channel>:<ts>" for a root, a random id otherwise
@@ -87,7 +89,7 @@ def edit_key(ts: str) -> str:
 
 # Columns added since the first release: (table, column, type). Added on open.
 _ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"),
-                  ("pending", "taken_at", "REAL"))
+                  ("pending", "taken_at", "REAL"), ("pending", "owner", "TEXT"))
 PRUNE_EVERY_S = 3600.0
 # Query text is kept this long for feedback votes, then blanked (`prune`).
 DEFAULT_RETENTION_DAYS = 30.0
@@ -104,6 +106,7 @@ class SlackState:
         self.path = path
         self.retention_s = retention_days * 86400
         self._pruned_at = time.time()
+        self.owner = uuid.uuid4().hex  # this process's name on the pending work it holds
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -157,9 +160,9 @@ class SlackState:
                 "INSERT INTO events (event_id, seen_at) VALUES (?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
             if inserted and kind:
-                db.execute("INSERT INTO pending (id, kind, body, created_at, taken_at) "
-                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-                           (event_id, kind, body, now, now))
+                db.execute("INSERT INTO pending (id, kind, body, created_at, taken_at, owner) "
+                           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                           (event_id, kind, body, now, now, self.owner))
             db.execute("COMMIT")
         if inserted and now - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = now
@@ -195,10 +198,10 @@ class SlackState:
         """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first,
         taken on by this process. Older work is dropped: an answer that late would be noise.
 
-        With `grace_s`, only work nobody took on in the last `grace_s` seconds: a replica
-        sharing the store takes over the work of one that died, not of one still at it.
-        Each row is taken by one caller (a conditional update), so two replicas looking at
-        once do not both redo it.
+        With `grace_s`, only work whose owner has not said for `grace_s` seconds that it is
+        still at it (`keep_pending`): a replica sharing the store takes over the work of
+        one that died, not of one still at it. Each row is taken by one caller (a
+        conditional update), so two replicas looking at once do not both redo it.
         """
         now = time.time()
         cutoff = now - grace_s
@@ -208,8 +211,16 @@ class SlackState:
                 "SELECT id, kind, body FROM pending "
                 "WHERE COALESCE(taken_at, created_at) <= ? ORDER BY created_at", (cutoff,)))
             return [(str(i), str(k), str(b)) for i, k, b in rows if db.execute(
-                "UPDATE pending SET taken_at = ? WHERE id = ? "
-                "AND COALESCE(taken_at, created_at) <= ?", (now, i, cutoff)).rowcount == 1]
+                "UPDATE pending SET taken_at = ?, owner = ? WHERE id = ? "
+                "AND COALESCE(taken_at, created_at) <= ?",
+                (now, self.owner, i, cutoff)).rowcount == 1]
+
+    def keep_pending(self) -> None:
+        """Say that this process is still at the work it holds (queued or running), so
+        that no replica takes it over; called more often than the takeover grace."""
+        with self._db() as db:
+            db.execute("UPDATE pending SET taken_at = ? WHERE owner = ?",
+                       (time.time(), self.owner))
 
     def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
         """True if this process is the one to answer the root message (channel, ts).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -39,7 +40,8 @@ CREATE TABLE IF NOT EXISTS casematch_pending (
     kind TEXT NOT NULL,
     body TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
-    taken_at DOUBLE PRECISION
+    taken_at DOUBLE PRECISION,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS casematch_queries (
     id TEXT PRIMARY KEY,
@@ -102,6 +104,7 @@ class PostgresState(SlackState):
         self.url = url
         self.retention_s = retention_days * 86400
         self._pruned_at = time.time()
+        self.owner = uuid.uuid4().hex
         self._connect_timeout = connect_timeout
         # One connection per thread: a psycopg connection serialises its commands, and the
         # listener answers events on several threads.
@@ -167,9 +170,10 @@ class PostgresState(SlackState):
                 "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
             if inserted and kind:
                 db.execute(
-                    "INSERT INTO casematch_pending (id, kind, body, created_at, taken_at) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
-                    (event_id, kind, body, now, now))
+                    "INSERT INTO casematch_pending "
+                    "(id, kind, body, created_at, taken_at, owner) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    (event_id, kind, body, now, now, self.owner))
         if inserted and now - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = now
             self.prune(now)
@@ -207,11 +211,16 @@ class PostgresState(SlackState):
             # One statement takes the rows: a row another replica is taking at the same
             # moment is skipped (locked), not taken twice.
             rows = db.execute(
-                "UPDATE casematch_pending SET taken_at = %s WHERE id IN ("
+                "UPDATE casematch_pending SET taken_at = %s, owner = %s WHERE id IN ("
                 "SELECT id FROM casematch_pending WHERE COALESCE(taken_at, created_at) <= %s "
                 "FOR UPDATE SKIP LOCKED) RETURNING id, kind, body, created_at",
-                (now, cutoff)).fetchall()
+                (now, self.owner, cutoff)).fetchall()
         return [(str(i), str(k), str(b)) for i, k, b, _ in sorted(rows, key=lambda r: r[3])]
+
+    def keep_pending(self) -> None:
+        with self._pg() as db:
+            db.execute("UPDATE casematch_pending SET taken_at = %s WHERE owner = %s",
+                       (time.time(), self.owner))
 
     def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
         with self._pg() as db:
