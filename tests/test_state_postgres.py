@@ -293,3 +293,38 @@ def test_state_url_is_read_from_the_slack_table(tmp_path: Path) -> None:
     assert slack.state_url == "postgresql://db1/casematch"
     config.write_text('[slack]\nchannels = ["C1"]\n')
     assert SlackSettings.from_settings(Settings.load(config), {}).state_url == ""  # SQLite
+
+
+def test_eval_from_feedback_reads_the_votes_from_state_url(
+        tmp_path: Path, postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from conftest import FakeEncoder, make_case
+
+    from casematch import index as index_module
+    from casematch.cli import cli
+    from casematch.index import CaseIndex
+
+    encoder = FakeEncoder()
+    CaseIndex.build([make_case("slack:C1:1.1", "vpn disconnects every hour", "new profile"),
+                     make_case("slack:C1:1.2", "printer jams paper", "replace the fuser")],
+                    tmp_path / "idx", encoder=encoder)
+    monkeypatch.setattr(index_module, "load_query_encoder", lambda *a, **kw: encoder)
+    url = fresh_database(postgres_server)
+    shared = open_state(url)
+    shared.add_query("q1", "C1", "my vpn keeps disconnecting every hour")
+    assert shared.add_feedback("q1", "slack:C1:1.1", "helpful", "U1")
+    config = tmp_path / "casematch.toml"
+    config.write_text(f'[index]\npath = "idx"\n[slack]\nstate_url = "{url}"\n')
+    result = CliRunner().invoke(cli, ["eval", "--from-feedback", "--config", str(config),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["queries"] == 1  # the vote in PostgreSQL, not SQLite
+    assert not (tmp_path / "idx" / "slack.sqlite").exists()
+    # No votes there: the error names the database without its password.
+    empty = fresh_database(postgres_server).replace("casematch@", "casematch:pw-secret@")
+    config.write_text(f'[index]\npath = "idx"\n[slack]\nstate_url = "{empty}"\n')
+    result = CliRunner().invoke(cli, ["eval", "--from-feedback", "--config", str(config)])
+    assert result.exit_code != 0 and "no Slack feedback" in result.output
+    assert "pw-secret" not in result.output
