@@ -252,6 +252,7 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
 
     With --from-feedback the queries are the cases agents voted on in Slack instead: a
     suggestion voted Helpful (by more people than voted Not relevant) is a relevant case.
+    They are read from `[slack] state_url` when set, else from the index's slack.sqlite.
     """
     from casematch.evaluate import evaluate, labelled_query, load_queries
     from casematch.tune import describe_model
@@ -263,10 +264,14 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
         raise click.UsageError("give a QUERIES file or --from-feedback, not both", ctx=ctx)
     settings = _settings(ctx, index_path=index_path)
     if queries is None:
-        from casematch.slack.feedback import feedback_queries
+        import os
 
-        labelled = [labelled_query(q) for q in feedback_queries(settings.index_path,
-                                                                 required=True)]
+        from casematch.slack.feedback import feedback_queries
+        from casematch.slack.settings import SlackSettings
+
+        state_url = SlackSettings.from_settings(settings, os.environ).state_url
+        labelled = [labelled_query(q) for q in feedback_queries(
+            state_url or settings.index_path, required=True)]
     else:
         labelled = load_queries(queries)
     with CaseIndex.open(settings.index_path, device=settings.device,

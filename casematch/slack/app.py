@@ -13,7 +13,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slack_bolt import App
@@ -45,6 +45,9 @@ def web_client(slack: SlackSettings) -> WebClient:
 
 # Pending work older than this is dropped at start rather than answered late.
 RESUME_WITHIN_S = 600.0
+# With a shared state (`[slack] state_url`), work another replica took on and left
+# unfinished this long is taken over: that replica died (or lost its database).
+TAKEOVER_AFTER_S = 120.0
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Responders:
     work: WorkQueue
     metrics: Metrics
     ready: bool = False
+    stopped: threading.Event = field(default_factory=threading.Event)
 
     def gate(self, limits: HttpLimits | None = None) -> SlackGate:
         """The WSGI app serving this responder over HTTP (`casematch.slack.http`)."""
@@ -66,12 +70,14 @@ class Responders:
                          metrics=self.metrics.render, overloaded=self.work.full,
                          limits=limits or HttpLimits())
 
-    def resume(self, within_s: float = RESUME_WITHIN_S) -> threading.Thread:
-        """Queue again the work a previous process claimed and did not finish.
+    def resume(self, within_s: float = RESUME_WITHIN_S,
+               grace_s: float = 0.0) -> threading.Thread:
+        """Queue again the work a previous process claimed and did not finish (with
+        `grace_s`: only work nobody took on for that long, see `SlackState.pending_work`).
 
         Fed in on a thread of its own as the queue has room (below `maxsize`), so a long
         backlog neither overflows the queue nor crowds out new requests."""
-        jobs = self.state.pending_work(within_s)
+        jobs = self.state.pending_work(within_s, grace_s)
         if jobs:
             log.info("resuming %d unfinished jobs", len(jobs))
 
@@ -83,6 +89,27 @@ class Responders:
                     return
 
         thread = threading.Thread(target=feed, name="casematch-resume", daemon=True)
+        thread.start()
+        return thread
+
+    def take_over(self, grace_s: float, every_s: float | None = None,
+                  within_s: float = RESUME_WITHIN_S) -> threading.Thread:
+        """Until `stopped`, every `every_s`: say this process is still at the work it
+        holds (`keep_pending`, so no replica takes queued or running work from a live
+        one), and take over the work that replicas sharing the state left unattended for
+        `grace_s`. A replica that died mid-post is covered too: a resumed root is claimed
+        only while undecided, and its thread is checked for a reply already posted."""
+        every = every_s if every_s is not None else max(grace_s / 4, 0.1)
+
+        def watch() -> None:
+            while not self.stopped.wait(every):
+                try:
+                    self.state.keep_pending()
+                    self.resume(within_s, grace_s)
+                except Exception:  # the database away for a moment: look again later
+                    log.warning("looking for unfinished work failed", exc_info=True)
+
+        thread = threading.Thread(target=watch, name="casematch-takeover", daemon=True)
         thread.start()
         return thread
 
@@ -101,6 +128,7 @@ class Responders:
         stop.wait()
         log.info("stopping: no new requests; finishing queued work (up to %.0f s)", drain_s)
         server.stop_accepting()
+        self.stopped.set()
         finished = self.work.drain(drain_s)
         server.shutdown(grace_s=1.0)
         log.info("stopped (%s)", "all work finished" if finished else "some work left pending")
@@ -108,7 +136,12 @@ class Responders:
 
 def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
               client: WebClient | None = None, workers: int = 4,
-              queue_size: int = 256, resume: bool = True) -> Responders:
+              queue_size: int = 256, resume: bool = True,
+              takeover_s: float | None = None) -> Responders:
+    """`takeover_s`: take over other replicas' unfinished work after that long; by default
+    `TAKEOVER_AFTER_S` with a shared state (`state_url`), never with `slack.sqlite`."""
+    if takeover_s is None and slack.state_url:
+        takeover_s = TAKEOVER_AFTER_S
     client = client or web_client(slack)
     settings = slack.settings
     serve_queries_on_one_thread()  # a responder answers one short query at a time
@@ -139,7 +172,10 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
     # The first reply must not wait for the model: load it before reporting ready.
     index.get().encoder.encode(["warm up"])
     if resume:
-        built.resume()
+        # Beside live replicas, their work in flight is not ours to redo at once.
+        built.resume(grace_s=takeover_s or 0.0)
+    if takeover_s:
+        built.take_over(takeover_s)
     built.ready = True
     return built
 

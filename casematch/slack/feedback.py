@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from casematch.errors import CasematchError
-from casematch.slack.state import STATE_FILE, SlackState
+from casematch.slack.state import STATE_FILE, SlackState, open_state
 
 HELPFUL, NOT_RELEVANT = "helpful", "not_relevant"
 
@@ -18,7 +18,8 @@ HELPFUL, NOT_RELEVANT = "helpful", "not_relevant"
 def feedback_queries(path: str | Path, *, required: bool = False) -> list[dict[str, Any]]:
     """Eval queries `{"query": text, "relevant": [case ids]}` from stored feedback.
 
-    `path` is `slack.sqlite` or the index directory holding it. A suggested case counts as
+    `path` is `slack.sqlite`, the index directory holding it, or the `postgresql://`
+    URL of a shared state (`[slack] state_url`). A suggested case counts as
     relevant when more people found it helpful than not; queries with no relevant case are
     left out (they say what is wrong, not what is right). Order: first vote first.
     With `required`, no usable feedback at all is an error that says how to get some.
@@ -27,19 +28,23 @@ def feedback_queries(path: str | Path, *, required: bool = False) -> list[dict[s
     that thread is resolved and captured it is a case of the index, and it would match its
     own text at rank 1 and push the cases the agents voted for down.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / STATE_FILE
-    queries = _queries(path) if path.is_file() else []
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from casematch.slack.state_postgres import redact
+
+        where, queries = redact(str(path)), _queries(open_state(str(path)))
+    else:
+        path = Path(path)
+        if path.is_dir():
+            path = path / STATE_FILE
+        where, queries = str(path), _queries(SlackState(path)) if path.is_file() else []
     if required and not queries:
         raise CasematchError(
-            f"no Slack feedback to evaluate on yet in {path}: a query counts once agents "
+            f"no Slack feedback to evaluate on yet in {where}: a query counts once agents "
             "vote one of the responder's suggestions Helpful")
     return queries
 
 
-def _queries(path: Path) -> list[dict[str, Any]]:
-    state = SlackState(path)
+def _queries(state: SlackState) -> list[dict[str, Any]]:
     votes: dict[str, Counter[str]] = {}
     texts: dict[str, str] = {}
     for query_id, text, case_id, verdict, _user, _at in state.feedback_rows():

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ CREATE TABLE IF NOT EXISTS pending (
     id TEXT PRIMARY KEY,          -- the event id (or a command's trigger id)
     kind TEXT NOT NULL,           -- message, reaction, mention, command, action
     body TEXT NOT NULL,           -- the request as JSON: deleted once the work is done
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    taken_at REAL,                -- when its owner last said it is still at it
+    owner TEXT                    -- the SlackState (process) that took the work on
 );
 CREATE TABLE IF NOT EXISTS queries (
     id TEXT PRIMARY KEY,          -- "<channel>:<ts>" for a root, a random id otherwise
@@ -85,7 +88,8 @@ def edit_key(ts: str) -> str:
 
 
 # Columns added since the first release: (table, column, type). Added on open.
-_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"))
+_ADDED_COLUMNS = (("queries", "edit_ts", "TEXT"), ("queries", "text_hash", "TEXT"),
+                  ("pending", "taken_at", "REAL"), ("pending", "owner", "TEXT"))
 PRUNE_EVERY_S = 3600.0
 # Query text is kept this long for feedback votes, then blanked (`prune`).
 DEFAULT_RETENTION_DAYS = 30.0
@@ -102,6 +106,7 @@ class SlackState:
         self.path = path
         self.retention_s = retention_days * 86400
         self._pruned_at = time.time()
+        self.owner = uuid.uuid4().hex  # this process's name on the pending work it holds
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -155,8 +160,9 @@ class SlackState:
                 "INSERT INTO events (event_id, seen_at) VALUES (?, ?) "
                 "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
             if inserted and kind:
-                db.execute("INSERT INTO pending (id, kind, body, created_at) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (id) DO NOTHING", (event_id, kind, body, now))
+                db.execute("INSERT INTO pending (id, kind, body, created_at, taken_at, owner) "
+                           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                           (event_id, kind, body, now, now, self.owner))
             db.execute("COMMIT")
         if inserted and now - self._pruned_at > PRUNE_EVERY_S:
             self._pruned_at = now
@@ -187,14 +193,34 @@ class SlackState:
         with self._db() as db:
             db.execute("DELETE FROM pending WHERE id = ?", (event_id,))
 
-    def pending_work(self, max_age_s: float) -> list[tuple[str, str, str]]:
-        """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first.
-        Older work is dropped: an answer that late would be noise."""
-        cutoff = time.time() - max_age_s
+    def pending_work(self, max_age_s: float,
+                     grace_s: float = 0.0) -> list[tuple[str, str, str]]:
+        """(id, kind, body) of unfinished work younger than `max_age_s`, oldest first,
+        taken on by this process. Older work is dropped: an answer that late would be noise.
+
+        With `grace_s`, only work whose owner has not said for `grace_s` seconds that it is
+        still at it (`keep_pending`): a replica sharing the store takes over the work of
+        one that died, not of one still at it. Each row is taken by one caller (a
+        conditional update), so two replicas looking at once do not both redo it.
+        """
+        now = time.time()
+        cutoff = now - grace_s
         with self._db() as db:
-            db.execute("DELETE FROM pending WHERE created_at < ?", (cutoff,))
-            return [(str(i), str(k), str(b)) for i, k, b in db.execute(
-                "SELECT id, kind, body FROM pending ORDER BY created_at")]
+            db.execute("DELETE FROM pending WHERE created_at < ?", (now - max_age_s,))
+            rows = list(db.execute(
+                "SELECT id, kind, body FROM pending "
+                "WHERE COALESCE(taken_at, created_at) <= ? ORDER BY created_at", (cutoff,)))
+            return [(str(i), str(k), str(b)) for i, k, b in rows if db.execute(
+                "UPDATE pending SET taken_at = ?, owner = ? WHERE id = ? "
+                "AND COALESCE(taken_at, created_at) <= ?",
+                (now, self.owner, i, cutoff)).rowcount == 1]
+
+    def keep_pending(self) -> None:
+        """Say that this process is still at the work it holds (queued or running), so
+        that no replica takes it over; called more often than the takeover grace."""
+        with self._db() as db:
+            db.execute("UPDATE pending SET taken_at = ? WHERE owner = ?",
+                       (time.time(), self.owner))
 
     def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
         """True if this process is the one to answer the root message (channel, ts).

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,15 +22,26 @@ from casematch.errors import ConfigError, MissingDependencyError
 from casematch.slack.state import (
     DEFAULT_RETENTION_DAYS,
     EVENT_MEMORY_S,
+    PRUNE_EVERY_S,
     Query,
     SlackState,
+    edit_key,
     root_id,
+    text_hash,
 )
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS casematch_events (
     event_id TEXT PRIMARY KEY,
     seen_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS casematch_pending (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    taken_at DOUBLE PRECISION,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS casematch_queries (
     id TEXT PRIMARY KEY,
@@ -39,6 +51,9 @@ CREATE TABLE IF NOT EXISTS casematch_queries (
     reply_ts TEXT,
     created_at DOUBLE PRECISION NOT NULL
 );
+-- Added since the first release; a database made by it gains them on open.
+ALTER TABLE casematch_queries ADD COLUMN IF NOT EXISTS edit_ts TEXT;
+ALTER TABLE casematch_queries ADD COLUMN IF NOT EXISTS text_hash TEXT;
 CREATE TABLE IF NOT EXISTS casematch_feedback (
     query_id TEXT NOT NULL,
     query_text TEXT NOT NULL,
@@ -88,6 +103,8 @@ class PostgresState(SlackState):
         self._psycopg: Any = psycopg
         self.url = url
         self.retention_s = retention_days * 86400
+        self._pruned_at = time.time()
+        self.owner = uuid.uuid4().hex
         self._connect_timeout = connect_timeout
         # One connection per thread: a psycopg connection serialises its commands, and the
         # listener answers events on several threads.
@@ -129,7 +146,8 @@ class PostgresState(SlackState):
         yield  # pragma: no cover
 
     @classmethod
-    def at_index(cls, index_root: Any) -> SlackState:
+    def at_index(cls, index_root: Any, *,
+                 retention_days: float = DEFAULT_RETENTION_DAYS) -> SlackState:
         raise TypeError("PostgresState is opened from a URL: use open_state(state_url)")
 
     def close(self) -> None:
@@ -140,53 +158,117 @@ class PostgresState(SlackState):
             self._local.db = None
 
     # ---- exactly once -----------------------------------------------------------------------
+    # The SQL mirrors SlackState's, method for method; see there for what each rule is for.
 
-    def claim_event(self, event_id: str) -> bool:
+    def claim_event(self, event_id: str, kind: str = "", body: str = "") -> bool:
         if not event_id:
             return True
         now = time.time()
-        with self._pg() as db:
+        with self._pg() as db, db.transaction():
             inserted = db.execute(
-                "INSERT INTO casematch_events VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (event_id, now)).rowcount == 1
-            if inserted and int(now) % 97 == 0:  # occasional, cheap pruning
-                db.execute("DELETE FROM casematch_events WHERE seen_at < %s",
-                           (now - EVENT_MEMORY_S,))
+                "INSERT INTO casematch_events (event_id, seen_at) VALUES (%s, %s) "
+                "ON CONFLICT (event_id) DO NOTHING", (event_id, now)).rowcount == 1
+            if inserted and kind:
+                db.execute(
+                    "INSERT INTO casematch_pending "
+                    "(id, kind, body, created_at, taken_at, owner) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    (event_id, kind, body, now, now, self.owner))
+        if inserted and now - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = now
+            self.prune(now)
         return bool(inserted)
 
-    def claim_root(self, channel: str, ts: str, text: str) -> bool:
+    def prune(self, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._pg() as db, db.transaction():
+            db.execute("DELETE FROM casematch_events WHERE seen_at < %s",
+                       (now - EVENT_MEMORY_S,))
+            db.execute("DELETE FROM casematch_pending WHERE created_at < %s",
+                       (now - EVENT_MEMORY_S,))
+            # Blanked rows leave dead tuples until autovacuum reclaims them: PostgreSQL
+            # has no equivalent of SQLite's secure_delete to overwrite them at once.
+            db.execute("UPDATE casematch_queries SET text = '' WHERE created_at < %s "
+                       "AND text <> ''", (now - self.retention_s,))
+
+    def erase_text(self, query_id: str) -> None:
+        with self._pg() as db, db.transaction():
+            db.execute("UPDATE casematch_queries SET text = '' WHERE id = %s", (query_id,))
+            db.execute("UPDATE casematch_feedback SET query_text = '' WHERE query_id = %s",
+                       (query_id,))
+
+    def done(self, event_id: str) -> None:
         with self._pg() as db:
-            return bool(db.execute(
-                "INSERT INTO casematch_queries (id, channel, ts, text, created_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (root_id(channel, ts), channel, ts, text, time.time()),
-            ).rowcount == 1)
+            db.execute("DELETE FROM casematch_pending WHERE id = %s", (event_id,))
+
+    def pending_work(self, max_age_s: float,
+                     grace_s: float = 0.0) -> list[tuple[str, str, str]]:
+        now = time.time()
+        cutoff = now - grace_s
+        with self._pg() as db, db.transaction():
+            db.execute("DELETE FROM casematch_pending WHERE created_at < %s",
+                       (now - max_age_s,))
+            # One statement takes the rows: a row another replica is taking at the same
+            # moment is skipped (locked), not taken twice.
+            rows = db.execute(
+                "UPDATE casematch_pending SET taken_at = %s, owner = %s WHERE id IN ("
+                "SELECT id FROM casematch_pending WHERE COALESCE(taken_at, created_at) <= %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING id, kind, body, created_at",
+                (now, self.owner, cutoff)).fetchall()
+        return [(str(i), str(k), str(b)) for i, k, b, _ in sorted(rows, key=lambda r: r[3])]
+
+    def keep_pending(self) -> None:
+        with self._pg() as db:
+            db.execute("UPDATE casematch_pending SET taken_at = %s WHERE owner = %s",
+                       (time.time(), self.owner))
+
+    def claim_root(self, channel: str, ts: str, text: str, *, resuming: bool = False) -> bool:
+        with self._pg() as db:
+            if db.execute(
+                "INSERT INTO casematch_queries (id, channel, ts, text, text_hash, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                (root_id(channel, ts), channel, ts, text, text_hash(text), time.time()),
+            ).rowcount == 1:
+                return True
+            if not resuming:
+                return False
+            row = db.execute("SELECT reply_ts FROM casematch_queries WHERE id = %s",
+                             (root_id(channel, ts),)).fetchone()
+        return row is not None and row[0] is None
 
     def add_query(self, query_id: str, channel: str, text: str, thread_ts: str = "") -> None:
-        # SQLite's INSERT OR REPLACE: a new row, reply_ts back to NULL.
         with self._pg() as db:
             db.execute(
-                "INSERT INTO casematch_queries (id, channel, ts, text, created_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "INSERT INTO casematch_queries (id, channel, ts, text, text_hash, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
                 "channel = EXCLUDED.channel, ts = EXCLUDED.ts, text = EXCLUDED.text, "
-                "reply_ts = NULL, created_at = EXCLUDED.created_at",
-                (query_id, channel, thread_ts, text, time.time()))
+                "text_hash = EXCLUDED.text_hash",
+                (query_id, channel, thread_ts, text, text_hash(text), time.time()))
 
     def set_reply(self, channel: str, ts: str, reply_ts: str | None) -> None:
         with self._pg() as db:
             db.execute("UPDATE casematch_queries SET reply_ts = %s WHERE id = %s",
                        (reply_ts, root_id(channel, ts)))
 
-    def set_text(self, channel: str, ts: str, text: str) -> None:
+    def apply_edit(self, channel: str, ts: str, text: str, edited_ts: str) -> bool:
+        key = edit_key(edited_ts)
         with self._pg() as db:
-            db.execute("UPDATE casematch_queries SET text = %s WHERE id = %s",
-                       (text, root_id(channel, ts)))
+            return bool(db.execute(
+                "UPDATE casematch_queries SET text = %s, text_hash = %s, edit_ts = %s "
+                "WHERE id = %s AND (edit_ts IS NULL OR edit_ts < %s COLLATE \"C\")",
+                (text, text_hash(text), key, root_id(channel, ts), key)).rowcount == 1)
+
+    def latest_edit(self, channel: str, ts: str) -> str | None:
+        with self._pg() as db:
+            row = db.execute("SELECT edit_ts FROM casematch_queries WHERE id = %s",
+                             (root_id(channel, ts),)).fetchone()
+        return row[0] if row else None
 
     def query(self, query_id: str) -> Query | None:
         with self._pg() as db:
             row = db.execute(
-                "SELECT id, channel, ts, text, reply_ts FROM casematch_queries WHERE id = %s",
-                (query_id,)).fetchone()
+                "SELECT id, channel, ts, text, reply_ts, text_hash FROM casematch_queries "
+                "WHERE id = %s", (query_id,)).fetchone()
         return Query(*row) if row else None
 
     # ---- feedback -----------------------------------------------------------------------------
@@ -197,7 +279,8 @@ class PostgresState(SlackState):
             return False
         with self._pg() as db:
             db.execute(
-                'INSERT INTO casematch_feedback VALUES (%s, %s, %s, %s, %s, %s) '
+                'INSERT INTO casematch_feedback (query_id, query_text, case_id, verdict, '
+                '"user", at) VALUES (%s, %s, %s, %s, %s, %s) '
                 'ON CONFLICT (query_id, case_id, "user") DO UPDATE SET '
                 'query_text = EXCLUDED.query_text, verdict = EXCLUDED.verdict, at = EXCLUDED.at',
                 (query_id, found.text, case_id, verdict, user, time.time()))
