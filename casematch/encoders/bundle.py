@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from casematch.encoders.models import CHUNK_OVERLAP_TOKENS, DEFAULT_BATCH_SIZE
+from casematch.encoders.models import DEFAULT_BATCH_SIZE, windows
 from casematch.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
@@ -225,17 +225,8 @@ class OnnxQueryEncoder:
         # Cheap exit: a word-piece covers at least one character, so short texts fit.
         if len(text) <= self._window:
             return [text]
-        offsets = self._offsets.encode(text, add_special_tokens=False).offsets
-        if len(offsets) <= self._window:
-            return [text]
-        step = self._window - CHUNK_OVERLAP_TOKENS
-        pieces = []
-        for start in range(0, len(offsets), step):
-            window = offsets[start : start + self._window]
-            pieces.append(text[window[0][0] : window[-1][1]])
-            if start + self._window >= len(offsets):
-                break
-        return pieces
+        return windows(text, self._offsets.encode(text, add_special_tokens=False).offsets,
+                       self._window)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:

@@ -87,3 +87,18 @@ def resolve_model_path(model: str) -> str:
             )
         return str(packaged)
     return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
+
+
+def windows(text: str, offsets: Sequence[tuple[int, int]], window: int) -> list[str]:
+    """`text` cut into overlapping windows of `window` tokens, given each token's
+    (start, end) character offsets; the whole text when it fits in one."""
+    if len(offsets) <= window:
+        return [text]
+    step = window - CHUNK_OVERLAP_TOKENS
+    pieces = []
+    for start in range(0, len(offsets), step):
+        span = offsets[start : start + window]
+        pieces.append(text[span[0][0] : span[-1][1]])
+        if start + window >= len(offsets):
+            break
+    return pieces

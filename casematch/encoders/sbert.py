@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from casematch.encoders.models import (
-    CHUNK_OVERLAP_TOKENS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_MODEL_NAME,
     canonical_model_name,
     resolve_model_path,
+    windows,
 )
 from casematch.encoders.runtime import choose_runtime
 from casematch.errors import ConfigError, MissingDependencyError
@@ -156,17 +156,7 @@ class SentenceTransformerEncoder:
         encoded = self._tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
         )
-        offsets = encoded["offset_mapping"]
-        if len(offsets) <= self._window:
-            return [text]
-        step = self._window - CHUNK_OVERLAP_TOKENS
-        pieces = []
-        for start in range(0, len(offsets), step):
-            window = offsets[start : start + self._window]
-            pieces.append(text[window[0][0] : window[-1][1]])
-            if start + self._window >= len(offsets):
-                break
-        return pieces
+        return windows(text, encoded["offset_mapping"], self._window)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
