@@ -165,6 +165,17 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class LabelledQuery:
+    """A labelled query (`casematch eval`, `casematch tune --labels`, Slack votes): its text,
+    the ids of the cases that answer it, and ids to leave out of its ranking (leave-one-out
+    sets, where the query is itself a case)."""
+
+    query: str
+    relevant: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """Restrict a search. Values within one field are ORed; fields are ANDed.
 

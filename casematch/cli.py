@@ -254,7 +254,7 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
     suggestion voted Helpful (by more people than voted Not relevant) is a relevant case.
     They are read from `[slack] state_url` when set, else from the index's slack.sqlite.
     """
-    from casematch.evaluate import evaluate, labelled_query, load_queries
+    from casematch.evaluate import evaluate, load_queries
     from casematch.tune import describe_model
 
     if queries is None and not from_feedback:
@@ -263,17 +263,7 @@ def eval_cmd(ctx: click.Context, queries: Path | None, index_path: Path | None,
     if queries is not None and from_feedback:
         raise click.UsageError("give a QUERIES file or --from-feedback, not both", ctx=ctx)
     settings = _settings(ctx, index_path=index_path)
-    if queries is None:
-        import os
-
-        from casematch.slack.feedback import feedback_queries
-        from casematch.slack.settings import SlackSettings
-
-        state_url = SlackSettings.from_settings(settings, os.environ).state_url
-        labelled = [labelled_query(q) for q in feedback_queries(
-            state_url or settings.index_path, required=True)]
-    else:
-        labelled = load_queries(queries)
+    labelled = _votes(settings, required=True) if queries is None else load_queries(queries)
     with CaseIndex.open(settings.index_path, device=settings.device,
                         runtime=settings.runtime) as index:
         serve_queries_on_one_thread()
@@ -381,7 +371,7 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
     tuned one is used only when its held-out MRR is higher. Slack votes stored with the
     index and --labels files are learnt from as well (and a tenth of them held out).
     """
-    from casematch.tune import Label, revert_model, tune
+    from casematch.tune import revert_model, tune
 
     settings = _settings(ctx, index_path=index_path)
     if revert and (dry_run or label_files):
@@ -392,8 +382,7 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
         report = revert_model(settings.index_path, device=device, runtime=settings.runtime,
                               progress=tty)
     else:
-        labels = [Label(q.query, q.relevant, q.exclude)
-                  for q in _tune_labels(settings, label_files)]
+        labels = _tune_labels(settings, label_files)
         options = _tune_options(settings, epochs=epochs, max_steps=max_steps)
         try:
             report = tune(settings.index_path, labels=labels, options=options, dry_run=dry_run,
@@ -408,14 +397,25 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
         click.echo(render.tune_text(report.to_dict()))
 
 
-def _tune_labels(settings: Settings, files: tuple[Path, ...]) -> list[Any]:
-    from casematch.evaluate import labelled_query, load_queries
-    from casematch.slack.feedback import feedback_queries
+def _votes(settings: Settings, *, required: bool = False) -> list[Any]:
+    """The Slack responder's Helpful votes as labelled queries, from `[slack] state_url`
+    when the responder's state is shared, else from the index's slack.sqlite."""
+    import os
 
-    labelled = [q for path in files for q in load_queries(path)]
+    from casematch.evaluate import labelled_query
+    from casematch.slack.feedback import feedback_queries
+    from casematch.slack.settings import SlackSettings
+
+    state_url = SlackSettings.from_settings(settings, os.environ).state_url
+    return [labelled_query(q) for q in feedback_queries(state_url or settings.index_path,
+                                                         required=required)]
+
+
+def _tune_labels(settings: Settings, files: tuple[Path, ...]) -> list[Any]:
+    from casematch.evaluate import load_queries
+
     # Votes agents gave in Slack are this index's own labels: always learnt from.
-    labelled += [labelled_query(q) for q in feedback_queries(settings.index_path)]
-    return labelled
+    return [q for path in files for q in load_queries(path)] + _votes(settings)
 
 
 def _tune_options(settings: Settings, **overrides: Any) -> Any:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from casematch.cases import LabelledQuery
 from casematch.errors import CasematchError
 
 if TYPE_CHECKING:
@@ -25,12 +26,6 @@ if TYPE_CHECKING:
 CUTOFFS = (1, 5, 10)
 DEFAULT_TARGET_PRECISION = 0.8
 
-
-@dataclass(frozen=True, slots=True)
-class LabelledQuery:
-    query: str
-    relevant: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from casematch.cases import Case
+from casematch.cases import Case, LabelledQuery
 from casematch.encoders import DEFAULT_BATCH_SIZE, Encoder, resolve_model_path
 from casematch.errors import CasematchError, ConfigError
 from casematch.index import (
@@ -68,16 +68,6 @@ class TuneOptions:
     max_steps: int | None = None
     # The tuned model must beat the base by more than this held-out MRR to be used.
     min_gain: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Label:
-    """A labelled query: text and the ids of the cases that answer it."""
-
-    query: str
-    relevant: tuple[str, ...]
-    # Cases the query must not match (it is itself one of them: leave-one-out sets).
-    exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -181,7 +171,7 @@ class _Heldout:
 def tune(
     index_path: str | Path,
     *,
-    labels: Sequence[Label] = (),
+    labels: Sequence[LabelledQuery] = (),
     options: TuneOptions | None = None,
     dry_run: bool = False,
     device: str | None = None,
@@ -460,7 +450,7 @@ def _reembed(root: Path, encoder: Encoder, cases: list[Case], include_unresolved
         return writer.commit(progress=progress)
 
 
-def _fit_fusion(root: Path, labels: Sequence[Label]) -> float | None:
+def _fit_fusion(root: Path, labels: Sequence[LabelledQuery]) -> float | None:
     """The lexical weight that ranks the labelled queries best on the current index."""
     from casematch.cases import Filters
     from casematch.search import SearchOptions
