@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +81,37 @@ def test_json_log_lines() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["level"] == "warning" and line["message"] == "queue full for 10 s"
     assert line["logger"] == "casematch.slack" and line["ts"].endswith("+00:00")
+
+
+def test_readyz_says_not_ready_while_slack_does_not_answer(tmp_path: Path) -> None:
+    from casematch.slack.app import web_client
+
+    def readyz(url: str) -> int:
+        probe = url.replace("/slack/events", "/readyz")
+        try:
+            with urllib.request.urlopen(probe, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    CaseIndex.build(CASES, tmp_path / "index", encoder=FakeEncoder())
+    fake = FakeSlackWeb()
+    harness = start(tmp_path / "index", fake)
+    try:
+        assert readyz(harness.url) == 200
+        fake.server_errors["auth.test"] = [503] * 50  # Slack down, past every retry
+        client = web_client(harness.built.slack)
+        harness.built.watch_slack(client, every_s=0.05)
+        deadline = time.monotonic() + 10
+        while harness.built.slack_reachable and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert readyz(harness.url) == 503
+        fake.server_errors["auth.test"] = []  # back
+        deadline = time.monotonic() + 10
+        while not harness.built.slack_reachable and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert readyz(harness.url) == 200
+    finally:
+        harness.built.stopped.set()
+        harness.server.shutdown()
+        fake.close()

@@ -48,6 +48,8 @@ RESUME_WITHIN_S = 600.0
 # With a shared state (`[slack] state_url`), work another replica took on and left
 # unfinished this long is taken over: that replica died (or lost its database).
 TAKEOVER_AFTER_S = 120.0
+# How often a responder checks that Slack's Web API answers (readiness).
+SLACK_CHECK_S = 30.0
 
 
 @dataclass
@@ -62,11 +64,37 @@ class Responders:
     work: WorkQueue
     metrics: Metrics
     ready: bool = False
+    # The last Web API check answered (`watch_slack`): a replica cut off from Slack can
+    # take events but not answer them, so it should not be sent any.
+    slack_reachable: bool = True
     stopped: threading.Event = field(default_factory=threading.Event)
+
+    def is_ready(self) -> bool:
+        """Index and model loaded, and Slack answering: what `/readyz` reports."""
+        return self.ready and self.slack_reachable
+
+    def watch_slack(self, client: WebClient, every_s: float = SLACK_CHECK_S) -> threading.Thread:
+        """Until `stopped`, every `every_s`: check that Slack's Web API answers (auth.test)."""
+
+        def watch() -> None:
+            while not self.stopped.wait(every_s):
+                try:
+                    client.auth_test()
+                    reachable = True
+                except Exception as exc:  # network, 5xx, a revoked token: all mean "not now"
+                    reachable = False
+                    log.warning("Slack's Web API did not answer: %s", type(exc).__name__)
+                if reachable != self.slack_reachable:
+                    log.info("Slack reachable: %s", reachable)
+                self.slack_reachable = reachable
+
+        thread = threading.Thread(target=watch, name="casematch-slack-check", daemon=True)
+        thread.start()
+        return thread
 
     def gate(self, limits: HttpLimits | None = None) -> SlackGate:
         """The WSGI app serving this responder over HTTP (`casematch.slack.http`)."""
-        return SlackGate(self.app, self.slack.signing_secret, ready=lambda: self.ready,
+        return SlackGate(self.app, self.slack.signing_secret, ready=self.is_ready,
                          metrics=self.metrics.render, overloaded=self.work.full,
                          limits=limits or HttpLimits())
 
@@ -176,6 +204,7 @@ def build_app(slack: SlackSettings, *, encoder: Encoder | None = None,
         built.resume(grace_s=takeover_s or 0.0)
     if takeover_s:
         built.take_over(takeover_s)
+    built.watch_slack(client)
     built.ready = True
     return built
 
