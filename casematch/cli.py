@@ -422,7 +422,29 @@ def _tune_options(settings: Settings, **overrides: Any) -> Any:
     from casematch.tune import TuneOptions
 
     values = {**settings.tune, **{k: v for k, v in overrides.items() if v is not None}}
+    values.pop("every_days", None)  # the schedule, not a training setting
     return TuneOptions(**values)
+
+
+def _scheduled_tune(settings: Settings, tty: bool) -> dict[str, Any] | None:
+    """After a reindex: re-tune when `[tune] every_days` says it is due. A failed tune is
+    reported and leaves the index as the reindex left it; it never fails the reindex."""
+    every = settings.tune.get("every_days")
+    if not every:
+        return None
+    from casematch.tune import tune, tune_due
+
+    if not tune_due(settings.index_path, float(every)):
+        return None
+    try:
+        report = tune(settings.index_path, labels=_votes(settings),
+                      options=_tune_options(settings), runtime=settings.runtime,
+                      progress=tty)
+    except CasematchError as exc:
+        click.echo(f"Scheduled tune failed: {exc}", err=True)
+        return {"decision": "failed", "error": str(exc)}
+    click.echo(f"Scheduled tune: {report.decision} (model {report.model})", err=True)
+    return report.to_dict()
 
 
 @cli.command("reindex", epilog="""\b
@@ -484,8 +506,12 @@ def reindex_cmd(ctx: click.Context, full: bool, dry_run: bool, detailed_exitcode
         for problem in source.problems[:5]:
             click.echo(f"Problem: {problem}", err=True)
     update = result.update
+    tuned = None
+    if not dry_run and result.status in ("indexed", "nothing-to-do"):
+        tuned = _scheduled_tune(settings, tty)
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "path": str(settings.index_path)}))
+        click.echo(json.dumps({**result.to_dict(), "path": str(settings.index_path),
+                               **({"tune": tuned} if tuned is not None else {})}))
     else:
         verb = "Dry run, would change" if dry_run else f"Reindexed ({result.status})"
         click.echo(f"{verb} {settings.index_path} {update.generation}: added {update.added}, "

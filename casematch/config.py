@@ -37,6 +37,8 @@ _SHARED_SOURCE_KEYS = {
 TUNE_KEYS: dict[str, type] = {
     "epochs": int, "batch_size": int, "learning_rate": float, "warmup": float,
     "max_tokens": int, "holdout": float, "seed": int, "min_gain": float,
+    # Not a training setting: `casematch reindex` re-tunes when the last run is this old.
+    "every_days": float,
 }
 
 

@@ -484,6 +484,21 @@ def _record(root: Path, tuning: dict[str, Any], report: TuneReport) -> None:
     write_tuning(root, tuning)
 
 
+def tune_due(index_path: str | Path, every_days: float, *, now: datetime | None = None) -> bool:
+    """Whether a scheduled re-tune is due: no tune run yet, or the last one (tuned or
+    kept the base) started `every_days` or more ago."""
+    runs = read_tuning(Path(index_path)).get("runs") or []
+    dates = [str(r["date"]) for r in runs if isinstance(r, dict) and r.get("date")]
+    if not dates:
+        return True
+    try:
+        last = datetime.fromisoformat(max(dates))
+    except ValueError:
+        return True
+    now = now or datetime.now(UTC)
+    return (now - last).total_seconds() >= every_days * 86400
+
+
 def describe_model(index: CaseIndex) -> dict[str, Any]:
     """What `eval` prints beside its figures: the model, base or tuned, and its date."""
     model = str(index.manifest["model"])

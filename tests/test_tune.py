@@ -175,3 +175,51 @@ def test_tune_table_in_the_config(tmp_path: Path) -> None:
     config.write_text("[tune]\nepoch = 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[tune\]: unknown key\(s\) epoch"):
         Settings.load(config, env={})
+
+
+def test_a_scheduled_tune_is_due_when_never_run_or_old_enough(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from casematch.index import write_tuning
+    from casematch.tune import tune_due
+
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    assert tune_due(tmp_path, 7, now=now)  # never tuned
+    write_tuning(tmp_path, {"runs": [
+        {"decision": "kept-base", "date": (now - timedelta(days=9)).isoformat()},
+        {"decision": "tuned", "date": (now - timedelta(days=3)).isoformat()}]})
+    assert not tune_due(tmp_path, 7, now=now)  # the latest run counts, whatever it decided
+    assert tune_due(tmp_path, 3, now=now)
+
+
+def test_reindex_runs_the_scheduled_tune_only_when_due(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import FakeEncoder
+
+    import casematch.sync.reindex
+    import casematch.tune
+    from casematch.tune import TuneReport
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "1", "problem": "printer jam", "resolution": "fuser"}\n',
+                     encoding="utf-8")
+    config = tmp_path / "casematch.toml"
+    config.write_text(f'[index]\npath = "idx"\n[tune]\nevery_days = 7\nepochs = 1\n'
+                      f'[[sources]]\ntype = "jsonl"\npath = "{cases}"\n', encoding="utf-8")
+    monkeypatch.setattr(casematch.sync.reindex, "load_encoder", lambda *a, **k: FakeEncoder())
+    runs: list[object] = []
+
+    def fake_tune(path: object, **kwargs: object) -> TuneReport:
+        runs.append(kwargs["options"])
+        casematch.index.write_tuning(Path(str(path)), {"runs": [
+            {"decision": "kept-base", "date": "2099-01-01T00:00:00+00:00"}]})
+        return TuneReport(base_model="m", model="m", tuned_model=None, decision="kept-base")
+
+    monkeypatch.setattr(casematch.tune, "tune", fake_tune)
+    first = CliRunner().invoke(cli, ["reindex", "--config", str(config), "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout.splitlines()[-1])["tune"]["decision"] == "kept-base"
+    assert runs == [TuneOptions(epochs=1)]  # every_days is the schedule, not an option
+    again = CliRunner().invoke(cli, ["reindex", "--config", str(config), "--json"])
+    assert again.exit_code == 0 and "tune" not in json.loads(again.stdout.splitlines()[-1])
+    assert len(runs) == 1  # not due again
