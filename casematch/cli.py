@@ -359,11 +359,12 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
 @click.option("--revert", is_flag=True, help="Return to the base model (re-embeds everything).")
 @click.option("--epochs", type=click.IntRange(1, 20), help="Passes over the pairs (default 1).")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop training after this many steps.")
+@ray_option
 @json_option
 @click.pass_context
 def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Path, ...],
              dry_run: bool, revert: bool, epochs: int | None, max_steps: int | None,
-             as_json: bool) -> None:
+             ray_address: str | None, as_json: bool) -> None:
     """Fine-tune the index's model on its own resolved cases; use it only if it wins.
 
     Pairs come from every case: (title, rest of the problem) and (problem, resolution).
@@ -373,21 +374,22 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
     """
     from casematch.tune import revert_model, tune
 
-    settings = _settings(ctx, index_path=index_path)
+    settings = _settings(ctx, index_path=index_path, ray_address=ray_address)
     if revert and (dry_run or label_files):
         raise click.UsageError("--revert takes no --dry-run or --labels", ctx=ctx)
     tty = sys.stderr.isatty() and not as_json
     device = None if settings.device == "cpu" else settings.device
     if revert:
         report = revert_model(settings.index_path, device=device, runtime=settings.runtime,
-                              progress=tty)
+                              progress=tty, ray_address=settings.ray_address)
     else:
         labels = _tune_labels(settings, label_files)
         options = _tune_options(settings, epochs=epochs, max_steps=max_steps)
         try:
             report = tune(settings.index_path, labels=labels, options=options, dry_run=dry_run,
                           device=device, runtime=settings.runtime, progress=tty,
-                          say=lambda line: click.echo(line, err=True) if tty else None)
+                          say=lambda line: click.echo(line, err=True) if tty else None,
+                          ray_address=settings.ray_address)
         except KeyboardInterrupt:
             click.echo("Interrupted: the index is unchanged.", err=True)
             ctx.exit(130)

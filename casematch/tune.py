@@ -178,8 +178,12 @@ def tune(
     runtime: str = "auto",
     progress: bool = False,
     say: Progress | None = None,
+    ray_address: str | None = None,
 ) -> TuneReport:
     """Fine-tune the index's encoder on its own cases; switch to it only if it wins.
+
+    Training runs here (on a GPU when there is one); the re-embedding of every case with
+    the tuned model goes to a Ray cluster when `ray_address` is given (`--ray`).
 
     Raises:
         IndexFormatError: no usable index at `index_path`.
@@ -262,7 +266,8 @@ def tune(
         shutil.rmtree(tmp, ignore_errors=True)
 
     if report.decision == "tuned":
-        encoder: Encoder = IndexModel.load(root, report.model, device=device, runtime=runtime)
+        encoder = _on_ray(IndexModel.load(root, report.model, device=device, runtime=runtime),
+                          root, report.model, ray_address)
         try:
             result = _reembed(root, encoder, cases, include_unresolved, progress=progress)
         except BaseException:
@@ -280,7 +285,7 @@ def tune(
 
 
 def revert_model(index_path: str | Path, *, device: str | None = None, runtime: str = "auto",
-           progress: bool = False) -> TuneReport:
+                 progress: bool = False, ray_address: str | None = None) -> TuneReport:
     """Return the index to the model it had before any tuning (re-embedding with it)."""
     started = time.perf_counter()
     root = Path(index_path)
@@ -295,7 +300,8 @@ def revert_model(index_path: str | Path, *, device: str | None = None, runtime: 
         raise ConfigError(f"{root}: the index already uses its base model {current!r}; "
                           "nothing to revert")
     device = device or _best_device()
-    encoder = IndexModel.load(root, str(base), device=device, runtime=runtime)
+    encoder = _on_ray(IndexModel.load(root, str(base), device=device, runtime=runtime),
+                      root, str(base), ray_address)
     result = _reembed(root, encoder, cases, include_unresolved, progress=progress)
     report = TuneReport(base_model=str(base), model=str(base), tuned_model=None,
                         decision="reverted", cases=len(cases), generation=result.generation,
@@ -438,6 +444,16 @@ def _tuned_name(root: Path, date: str) -> str:
         name = f"{MODELS_DIR}/tuned-{date}-{number}"
         number += 1
     return name
+
+
+def _on_ray(encoder: Encoder, root: Path, model: str, ray_address: str | None) -> Encoder:
+    """The re-embedding encoder: `encoder`, or the same model on a Ray cluster."""
+    if not ray_address:
+        return encoder
+    from casematch.encoders.ray import RayEncoder
+
+    inside = IndexModel.inside(root, model)
+    return RayEncoder(encoder, ray_address, model_path=str(root / model) if inside else None)
 
 
 def _reembed(root: Path, encoder: Encoder, cases: list[Case], include_unresolved: bool, *,

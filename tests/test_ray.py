@@ -183,3 +183,45 @@ def test_ray_address_reaches_the_settings_from_cli_and_config(
     config.write_text('[index]\nray_address = "ray://head:10001"\n')
     assert Settings.load(config).ray_address == "ray://head:10001"
     assert ray_encoder(Settings()) is None  # no address: embedding stays in this process
+
+
+def test_a_model_tuned_into_the_index_goes_to_ray_from_its_own_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import casematch.sync.reindex as reindex_module
+    from casematch.index import IndexModel
+    from casematch.sources import SourceConfig
+    from casematch.tune import _on_ray
+    from tests.conftest import FakeEncoder
+
+    # A model folder inside the index, as `casematch tune` leaves it.
+    root = tmp_path / "idx"
+    built, _ = CaseIndex.build([make_case("1", "printer jam", "fuser")], root,
+                               encoder=FakeEncoder())
+    built.close()
+    (root / "models" / "tuned-x").mkdir(parents=True)
+    (root / "models" / "tuned-x" / "config.json").write_text("{}")
+    tuned = IndexModel("models/tuned-x", FakeEncoder())
+    encoder = _on_ray(tuned, root, "models/tuned-x", "ray://head:10001")
+    assert isinstance(encoder, RayEncoder)
+    assert encoder.model_path == str(root / "models" / "tuned-x")
+    assert encoder.name == "models/tuned-x"  # what the manifest keeps recording
+    assert _on_ray(tuned, root, "models/tuned-x", None) is tuned  # no address: local
+
+    # reindex wraps the index's own (tuned) model the same way.
+    class Stop(Exception):
+        pass
+
+    seen: list[Any] = []
+
+    def writer(root: Path, encoder: Any, **kwargs: Any) -> Any:
+        seen.append(encoder)
+        raise Stop
+
+    monkeypatch.setattr(reindex_module, "_index_encoder", lambda root, settings: tuned)
+    monkeypatch.setattr(reindex_module, "IndexWriter", writer)
+    with pytest.raises(Stop):
+        reindex_module.reindex(Settings(index_path=root, ray_address="auto",
+                                        sources=(SourceConfig(type="jsonl", path="x"),)))
+    [wrapped] = seen
+    assert isinstance(wrapped, RayEncoder)
+    assert wrapped.model_path == str(root / "models" / "tuned-x")

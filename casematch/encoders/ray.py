@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from casematch.encoders.models import resolve_model_path
+from casematch.encoders.models import DEFAULT_BATCH_SIZE, Encoder, resolve_model_path
 from casematch.encoders.sbert import SentenceTransformerEncoder
 from casematch.errors import ConfigError, MissingDependencyError
 
@@ -152,13 +152,18 @@ class RayEncoder:
         ship_model: send the model files through the object store; default only when
             joining an existing cluster (a local Ray shares this host's files).
         crash_marker: a file whose existence makes the next worker to see it exit (drills).
+        model_path: the model folder the workers load (default: where `local.name` is).
     """
 
-    def __init__(self, local: SentenceTransformerEncoder, address: str | None = None, *,
+    def __init__(self, local: Encoder, address: str | None = None, *,
                  workers: int | None = None, cpus_per_worker: int = 1,
                  batch_size: int = DEFAULT_RAY_BATCH, num_cpus: int | None = None,
-                 ship_model: bool | None = None, crash_marker: str | None = None) -> None:
+                 ship_model: bool | None = None, crash_marker: str | None = None,
+                 model_path: str | None = None) -> None:
         self.local = local
+        # The folder the workers load; by default where `local.name` resolves. A model
+        # tuned into an index is named relative to the index, so its caller passes it.
+        self.model_path = model_path
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
@@ -181,7 +186,7 @@ class RayEncoder:
 
     @property
     def runtime(self) -> str:
-        return self.local.runtime
+        return str(getattr(self.local, "runtime", None) or "auto")
 
     def chunk(self, text: str) -> list[str]:
         return self.local.chunk(text)
@@ -201,7 +206,7 @@ class RayEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        model_path = resolve_model_path(self.local.name)
+        model_path = self.model_path or resolve_model_path(self.local.name)
         if self.ship_model and not (Path(model_path) / "config.json").is_file():
             raise ConfigError(f"model {self.local.name!r} is not a local folder, so it cannot be "
                               "shipped to the Ray workers; download it to a folder and pass "
@@ -231,7 +236,8 @@ class RayEncoder:
             EncodeWorker,
             fn_constructor_kwargs={
                 "model_path": model_path, "shipped": self._shipped,
-                "runtime": self.local.runtime, "batch_size": self.local.batch_size,
+                "runtime": self.runtime,
+                "batch_size": int(getattr(self.local, "batch_size", DEFAULT_BATCH_SIZE)),
                 "crash_marker": self.crash_marker},
             batch_size=size, batch_format="numpy",
             # Ray Data restarts a dead actor and retries its batch by default

@@ -6,16 +6,22 @@ from casematch.config import Settings
 from casematch.encoders import Encoder, load_encoder
 
 
-def ray_encoder(settings: Settings) -> Encoder | None:
-    """A `RayEncoder` when `settings.ray_address` is set (`--ray`, `[index] ray_address`).
-
-    It wraps the local encoder of the same model, runtime and batch size, so the index it
-    writes is the one a local build writes; None when embedding stays in this process.
-    """
+def on_ray(settings: Settings, local: Encoder, model_path: str | None = None) -> Encoder:
+    """`local` itself, or a `RayEncoder` around it when `settings.ray_address` is set
+    (`--ray`, `[index] ray_address`): the same model, runtime and chunking, so the index
+    written is the one a local run writes. `model_path`: the folder the workers load, for a
+    model tuned into the index (named relative to it)."""
     if not settings.ray_address:
-        return None
+        return local
     from casematch.encoders.ray import RayEncoder
 
-    local = load_encoder(settings.model or "default", device=settings.device,
-                         batch_size=settings.batch_size, runtime=settings.runtime)
-    return RayEncoder(local, settings.ray_address)
+    return RayEncoder(local, settings.ray_address, model_path=model_path)
+
+
+def ray_encoder(settings: Settings) -> Encoder | None:
+    """A `RayEncoder` for the configured model when `settings.ray_address` is set, else None."""
+    if not settings.ray_address:
+        return None
+    return on_ray(settings, load_encoder(settings.model or "default", device=settings.device,
+                                         batch_size=settings.batch_size,
+                                         runtime=settings.runtime))

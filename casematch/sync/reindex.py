@@ -42,7 +42,7 @@ from casematch.sync.cursors import (
     SyncState,
     check_delete_ratio,
 )
-from casematch.sync.embedding import ray_encoder
+from casematch.sync.embedding import on_ray
 
 # Exit codes of `casematch reindex` (cron wrappers rely on them; see `--help`). A quiet night
 # exits 0 like any success; EXIT_NOTHING only with --detailed-exitcode.
@@ -136,7 +136,10 @@ def reindex(
     root = Path(settings.index_path)
     check_index_folder(root)
     check_unlocked(root)  # fail before spending seconds loading the model
-    encoder = encoder or ray_encoder(settings) or _index_encoder(root, settings)
+    if encoder is None:
+        local = _index_encoder(root, settings)
+        inside = root / local.name if isinstance(local, IndexModel) else None
+        encoder = on_ray(settings, local, str(inside) if inside else None)
     outcomes: list[SourceOutcome] = []
     try:
         with IndexWriter(root, encoder, include_unresolved=settings.include_unresolved,
