@@ -130,14 +130,14 @@ def test_two_replicas_reply_once_and_one_takes_over_the_work_of_a_dead_one(
     survivor, survivor_url = start_replica(tmp_path, "a", database, fake)
     victim, victim_url = start_replica(tmp_path, "b", database, fake, slow_s=0.3)
     try:
-        # Phase 1: 120 events, alternately to each replica, and each one redelivered to
-        # the other (a Slack retry landing on the twin): one reply per root.
+        # Phase 1: 500 signed events, alternately to each replica: 250 roots, each one
+        # redelivered to the other (a Slack retry landing on the twin): one reply per root.
         urls = [survivor_url, victim_url]
-        roots = [f"{2000 + n}.000100" for n in range(60)]
+        roots = [f"{2000 + n}.000100" for n in range(250)]
         for n, ts in enumerate(roots):
             assert send(urls[n % 2], ts, f"Ev{n}") == 200
             assert send(urls[(n + 1) % 2], ts, f"Ev{n}") == 200
-        counted = wait_for_replies(fake, roots, timeout=60)
+        counted = wait_for_replies(fake, roots, timeout=180)
         assert {ts: counted[ts] for ts in roots} == dict.fromkeys(roots, 1)
 
         # Phase 2: the slow replica acks 12 events (recorded as pending) and is killed
