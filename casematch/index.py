@@ -233,11 +233,11 @@ class CaseIndex:
         Returns:
             `Match`es, best first; empty when nothing passes the filters.
         """
-        if (options is not None and options.lexical_weight is None
-                and self.fitted_lexical_weight is not None):
-            options = replace(options, lexical_weight=self.fitted_lexical_weight)
-        elif options is None and self.fitted_lexical_weight is not None:
-            options = SearchOptions(lexical_weight=self.fitted_lexical_weight)
+        if self.fitted_lexical_weight is not None and (
+                options is None or options.lexical_weight is None):
+            # The weight `tune` fitted on this index's labels, where the caller set none.
+            options = replace(options or SearchOptions(),
+                              lexical_weight=self.fitted_lexical_weight)
         return search(self._generation, self.encoder, text, k, filters=filters,
                       options=options)
 
