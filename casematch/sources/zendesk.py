@@ -466,6 +466,16 @@ def _subdomain(url: Any) -> str:
 
 
 def _date(value: Any) -> datetime | None:
+    # Zendesk writes ISO 8601 ("2024-03-01T09:00:00Z"): parsed directly, without first
+    # trying it as a number as parse_datetime must (no number has '-' as its fifth character
+    # and also reads as an ISO date).
+    if isinstance(value, str) and value[4:5] == "-":
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     try:
         return parse_datetime(value)
     except (ValueError, TypeError, OverflowError):
@@ -499,8 +509,10 @@ def _ticket_case(
 ) -> Case | None:
     subdomain, ticket_id = key.rsplit(":", 1)
     requester = _str_id(ticket.get("requester_id"))
-    if comments and all(_date(c.get("created_at")) for c in comments):
-        comments.sort(key=lambda c: _date(c.get("created_at")) or _EPOCH)
+    # Each comment's date is parsed once: for the order and for its message.
+    dated = [(_date(c.get("created_at")), c) for c in comments]
+    if dated and all(when for when, _ in dated):
+        dated.sort(key=lambda pair: pair[0] or _EPOCH)
 
     def is_agent(author_id: str) -> bool:
         role = data.users.get(author_id, {}).get("role")
@@ -510,7 +522,7 @@ def _ticket_case(
         return bool(author_id) and author_id != requester
 
     messages: list[Message] = []
-    for comment in comments:
+    for created_at, comment in dated:
         author_id = _str_id(comment.get("author_id"))
         via = _mapping(comment.get("via"))
         # Requesters write from mail clients (quotes, signatures); agents' web replies are
@@ -520,7 +532,7 @@ def _ticket_case(
             text=_comment_text(comment, email=emailish),
             author=str(data.users.get(author_id, {}).get("name") or ""),
             author_id=author_id,
-            created_at=_date(comment.get("created_at")),
+            created_at=created_at,
             public=comment.get("public") is not False,
             ts=_str_id(comment.get("id")),
         ))
