@@ -176,7 +176,17 @@ def child(count: int) -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"tickets": count, "file_mb": round(size / 2**20, 1),
                           "cases": built.update.added, "seconds": round(seconds, 1),
-                          "baseline_mb": round(baseline / 1024), "peak_mb": round(peak / 1024)}))
+                          "baseline_mb": round(baseline / 1024), "peak_mb": round(peak / 1024),
+                          "vectors_mb": _vector_mb(built)}))
+
+
+def _vector_mb(built: object) -> float:
+    """The size of the vector file the build wrote: FAISS holds it whole in memory while
+    it is written (and twice while an exact index becomes an IVF one past 200,000)."""
+    from casematch.storage import generations
+
+    folder = Path(built.path) / built.update.generation  # type: ignore[attr-defined]
+    return round((folder / generations.VECTORS).stat().st_size / 2**20, 1)
 
 
 def slack_child(export: str) -> None:
@@ -197,7 +207,7 @@ def slack_child(export: str) -> None:
         size = sum(p.stat().st_size for p in Path(export).rglob("*.json"))
         print(json.dumps({"slack_mb": round(size / 2**20), "cases": built.update.added,
                           "seconds": round(seconds, 1), "baseline_mb": round(baseline / 1024),
-                          "peak_mb": round(peak / 1024)}))
+                          "peak_mb": round(peak / 1024), "vectors_mb": _vector_mb(built)}))
 
 
 def rerun(count: int, tree: str, repeats: int) -> None:

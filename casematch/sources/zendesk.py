@@ -226,12 +226,13 @@ class _Collected:
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
         # equal or missing timestamps the later occurrence wins, as it would in the API.
-        if previous is None or not _is_older(_updated(ticket), _updated(previous)):
+        updated = _date(ticket.get("updated_at"))
+        if previous is None or not _is_older(updated, _updated(previous)):
             if isinstance(previous, _Ref):
                 dropped = self._parsed.pop((previous.file, previous.line, previous.ordinal),
                                            None)
                 self._parsed_bytes -= dropped[1] if dropped else 0
-            self.tickets[key] = ticket if spot is None else _Ref(_updated(ticket), *spot)
+            self.tickets[key] = ticket if spot is None else _Ref(updated, *spot)
             if spot is not None and self._parsed_bytes + self._line_size <= PARSED_BUDGET:
                 self._parsed[spot] = (ticket, self._line_size)
                 self._parsed_bytes += self._line_size
