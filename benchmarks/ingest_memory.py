@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--rerun-cases", type=int, default=20_000)
     parser.add_argument("--open-cases", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Alternated rounds of the side-by-side re-run (each the median "
+                             "of 3 runs in a fresh process).")
     args = parser.parse_args()
     if args.child:
         child(args.child)
@@ -315,7 +318,7 @@ def main() -> None:
     if args.open_cases:
         print(json.dumps(open_cost(args.open_cases, args.repeats)), flush=True)
     if args.compare_tree:
-        for _ in range(2):  # alternated, so load on the machine hits both alike
+        for _ in range(args.rounds):  # alternated, so load on the machine hits both alike
             for tree in (args.compare_tree, str(ROOT)):
                 done = subprocess.run([sys.executable, __file__, "--rerun-child",
                                        str(args.rerun_cases), tree], check=True,
