@@ -279,3 +279,41 @@ def test_an_index_of_an_older_format_is_refused_with_how_to_rebuild(
     with pytest.raises(IndexFormatError, match=r"format 1.*reads format 2.*rebuild") as error:
         CaseIndex.open(tmp_path / "idx", encoder=fake_encoder)
     assert "--full" in str(error.value)
+
+
+def test_writer_embeds_pending_texts_in_batches_from_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Texts wait in the new generation's SQLite file and are embedded a batch at a time;
+    # a case replaced, deleted or not seen again in the same run is never embedded.
+    from casematch.storage import writer as writer_module
+    from casematch.storage.writer import IndexWriter
+
+    monkeypatch.setattr(writer_module, "EMBED_BATCH", 2)
+    root = tmp_path / "idx"
+    encoder = FakeEncoder()
+    with IndexWriter(root, encoder) as writer:
+        for n in range(7):
+            writer.upsert(make_case(f"c{n}", f"Printer {n} jams on tray two", f"Clean roller {n}"))
+        writer.upsert(make_case("c3", "Printer 3 jams on tray two", "Replace the fuser"))
+        writer.delete("c5")
+        result = writer.commit()
+    assert (result.added, result.deleted, result.embedded) == (7, 1, 6)
+    assert sorted(t for t in encoder.encoded if "fuser" in t or "roller 3" in t) == [
+        "Printer 3 jams on tray two\n\nReplace the fuser"]
+    with IndexWriter(root, encoder) as writer:
+        for n in (0, 1, 2):  # unchanged
+            writer.upsert(make_case(f"c{n}", f"Printer {n} jams on tray two", f"Clean roller {n}"))
+        writer.upsert(make_case("c4", "Printer 4 jams on tray two", "Swap the tray"))
+        writer.delete_unseen()
+        second = writer.commit()
+    assert (second.unchanged, second.updated, second.deleted, second.embedded) == (3, 1, 2, 1)
+    with CaseIndex.open(root, encoder=FakeEncoder()) as index:
+        assert sorted(index.storage.store.hashes()) == ["c0", "c1", "c2", "c4"]
+        # Opening checks the vector count against the store (Generation.open).
+        assert index.storage.store.stats()["chunks"] == 4
+        # Every vector is the embedding of its own chunk's text (ids matched in batches).
+        store = index.storage.store
+        rows = [row for case_id in ("c0", "c1", "c2", "c4")
+                for row in store.chunk_rows(store.hashes()[case_id][0])]
+        stored = index.storage.vectors.reconstruct_batch(np.array([r[0] for r in rows]))
+        assert np.allclose(stored, FakeEncoder().encode([r[2] for r in rows]), atol=1e-2)

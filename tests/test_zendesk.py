@@ -292,3 +292,31 @@ def test_closing_macros_surveys_and_thanks_are_never_the_resolution(tmp_path: Pa
     # Still found by its problem, but with no macro text shown as the fix.
     assert macro_only.resolved and macro_only.resolution == ""
     assert macro_only.problem == "Printer on floor 2 is offline"
+
+
+@pytest.mark.parametrize("lines", [0, 2, 100])
+def test_ndjson_tickets_past_the_parsed_budget_are_read_again_alike(
+        tmp_path: Path, lines: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tickets kept parsed from the first reading and tickets read again give the same cases,
+    # the newest copy of a repeated ticket wins either way, and bad lines count once.
+    import casematch.sources.zendesk as zendesk
+
+    rows: list[Any] = [{**ticket(n, f"Printer {n} jams"), "comments": conversation(n)}
+                       for n in range(1, 6)]
+    rows.insert(2, {**ticket(2, "Printer 2 jams again", updated_at="2024-03-05T00:00:00Z"),
+                    "comments": conversation(2)})
+    rows.insert(4, {**ticket(3, "Printer 3 older copy", updated_at="2024-01-01T00:00:00Z"),
+                    "comments": conversation(3)})
+    path = write_ndjson(tmp_path / "export.ndjson", rows)
+    path.write_text(path.read_text() + "{broken\n", encoding="utf-8")
+    # A budget of `lines` lines: none, the first two (one later replaced), or all of them.
+    size = len(path.read_bytes().splitlines(keepends=True)[0])
+    monkeypatch.setattr(zendesk, "PARSED_BUDGET", size * lines + 20)
+    cases, report = read(path)
+    assert sorted(cases) == [f"zendesk:acme:{n}" for n in range(1, 6)]
+    assert cases["zendesk:acme:2"].title == "Printer 2 jams again"
+    assert cases["zendesk:acme:3"].title == "Printer 3 jams"
+    assert all(c.resolution == FIX for c in cases.values())
+    assert report.skipped == {"invalid line": 1}
+    monkeypatch.setattr(zendesk, "PARSED_BUDGET", 16 * 1024 * 1024)
+    assert read(path)[0] == cases

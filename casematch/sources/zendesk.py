@@ -42,6 +42,10 @@ _EXPECTED = 'not a Zendesk ticket file: expected {"tickets": [...]} or one ticke
 
 Json = dict[str, Any]
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+# NDJSON lines (bytes of JSON) whose parsed tickets are kept from the first reading, so
+# that they are not parsed again; tickets past it are read again when their case is built.
+# A fixed amount, so memory stays flat however large the export is.
+PARSED_BUDGET = 16 * 1024 * 1024
 
 
 def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
@@ -109,6 +113,11 @@ class _Collected:
     # The second reading: (file, line, ordinal) -> key of the tickets to pick up.
     _replay: dict[tuple[int, int, int], str] | None = None
     _found: list[tuple[str, Json]] = field(default_factory=list)
+    # (file, line, ordinal) -> (ticket, its line's length): parsed tickets kept within
+    # PARSED_BUDGET; `_line_size` is the length of the line being read.
+    _parsed: dict[tuple[int, int, int], tuple[Json, int]] = field(default_factory=dict)
+    _parsed_bytes: int = 0
+    _line_size: int = 0
 
     def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool,
                   number: int = -1) -> None:
@@ -123,6 +132,7 @@ class _Collected:
             # NDJSON is consumed line by line: only the tickets kept stay in memory.
             for line, value in values:
                 count += 1
+                self._line_size = getattr(values, "size", 0)
                 whole = whole or not line
                 where = f"{file}:{line}" if line else str(file)
                 self._position, self._ordinal = ((number, line) if stream else None), 0
@@ -216,8 +226,16 @@ class _Collected:
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
         # equal or missing timestamps the later occurrence wins, as it would in the API.
-        if previous is None or not _is_older(_updated(ticket), _updated(previous)):
-            self.tickets[key] = ticket if spot is None else _Ref(_updated(ticket), *spot)
+        updated = _date(ticket.get("updated_at"))
+        if previous is None or not _is_older(updated, _updated(previous)):
+            if isinstance(previous, _Ref):
+                dropped = self._parsed.pop((previous.file, previous.line, previous.ordinal),
+                                           None)
+                self._parsed_bytes -= dropped[1] if dropped else 0
+            self.tickets[key] = ticket if spot is None else _Ref(updated, *spot)
+            if spot is not None and self._parsed_bytes + self._line_size <= PARSED_BUDGET:
+                self._parsed[spot] = (ticket, self._line_size)
+                self._parsed_bytes += self._line_size
 
     def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
         for user in _objects(doc.get("users")):
@@ -250,16 +268,28 @@ class _Collected:
         refs = {}
         for key, ticket in self.tickets.items():
             if isinstance(ticket, _Ref):
-                refs[(ticket.file, ticket.line, ticket.ordinal)] = key
+                spot = (ticket.file, ticket.line, ticket.ordinal)
+                parsed = self._parsed.pop(spot, None)
+                if parsed is None:
+                    refs[spot] = key
+                else:
+                    yield from self._case(key, parsed[0], options, report)
             else:
                 yield from self._case(key, ticket, options, report)
+        self._parsed_bytes = 0
         if not refs:
             return
-        # The newest copy of each streamed ticket, read again one line at a time.
+        # The newest copy of each streamed ticket not kept parsed, read again: only the
+        # lines that hold one are parsed.
         self._replay = refs
+        wanted: dict[int, set[int]] = {}
+        for file_number, line_number, _ in refs:
+            wanted.setdefault(file_number, set()).add(line_number)
         try:
             for number, file in self.streamed.items():
-                for line, value in _stream_ndjson(file, ReadReport()):
+                if number not in wanted:
+                    continue
+                for line, value in _stream_ndjson(file, ReadReport(), wanted[number]):
                     self._position, self._ordinal = (number, line), 0
                     self._add_document(value, "", _comments_owner(file), ReadReport())
                     found, self._found = self._found, []
@@ -295,29 +325,54 @@ class _Unparsable(Exception):
     """A whole-document file that is not JSON (already reported)."""
 
 
-def _stream_ndjson(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
-    """(line number, value) of each JSON line, read as it goes; bad lines are reported."""
-    with file.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                report.problem(f"{file}:{number}", f"not UTF-8 text ({exc.reason} at byte "
-                                                   f"{exc.start}); line skipped")
-                report.skip("invalid line")
-                continue
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                report.problem(f"{file}:{number}",
-                               f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
-                report.skip("invalid line")
-            except RecursionError:
-                report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line "
-                                                   "skipped")
-                report.skip("invalid line")
+class _Lines:
+    """(line number, value) of each JSON line of an NDJSON file, read as it goes; bad lines
+    are reported. `size` is the length of the line last yielded; with `wanted`, only those
+    line numbers are parsed."""
+
+    def __init__(self, file: Path, report: ReadReport, wanted: set[int] | None = None) -> None:
+        self.size = 0
+        self._values = self._read(file, report, wanted)
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        return self._values
+
+    def __next__(self) -> tuple[int, Any]:
+        return next(self._values)
+
+    def _read(self, file: Path, report: ReadReport,
+              wanted: set[int] | None) -> Iterator[tuple[int, Any]]:
+        with file.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if wanted is not None and number not in wanted:
+                    continue
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    report.problem(f"{file}:{number}", f"not UTF-8 text ({exc.reason} at "
+                                                       f"byte {exc.start}); line skipped")
+                    report.skip("invalid line")
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    report.problem(f"{file}:{number}",
+                                   f"invalid JSON ({exc.msg}, column {exc.colno}); line skipped")
+                    report.skip("invalid line")
+                    continue
+                except RecursionError:
+                    report.problem(f"{file}:{number}", "invalid JSON: nested too deeply; line "
+                                                       "skipped")
+                    report.skip("invalid line")
+                    continue
+                self.size = len(raw)
+                yield number, value
+
+
+def _stream_ndjson(file: Path, report: ReadReport, wanted: set[int] | None = None) -> _Lines:
+    return _Lines(file, report, wanted)
 
 
 def _parse_json_or_ndjson(
@@ -412,6 +467,16 @@ def _subdomain(url: Any) -> str:
 
 
 def _date(value: Any) -> datetime | None:
+    # Zendesk writes ISO 8601 ("2024-03-01T09:00:00Z"): parsed directly, without first
+    # trying it as a number as parse_datetime must (no number has '-' as its fifth character
+    # and also reads as an ISO date).
+    if isinstance(value, str) and value[4:5] == "-":
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     try:
         return parse_datetime(value)
     except (ValueError, TypeError, OverflowError):
@@ -445,8 +510,10 @@ def _ticket_case(
 ) -> Case | None:
     subdomain, ticket_id = key.rsplit(":", 1)
     requester = _str_id(ticket.get("requester_id"))
-    if comments and all(_date(c.get("created_at")) for c in comments):
-        comments.sort(key=lambda c: _date(c.get("created_at")) or _EPOCH)
+    # Each comment's date is parsed once: for the order and for its message.
+    dated = [(_date(c.get("created_at")), c) for c in comments]
+    if dated and all(when for when, _ in dated):
+        dated.sort(key=lambda pair: pair[0] or _EPOCH)
 
     def is_agent(author_id: str) -> bool:
         role = data.users.get(author_id, {}).get("role")
@@ -456,7 +523,7 @@ def _ticket_case(
         return bool(author_id) and author_id != requester
 
     messages: list[Message] = []
-    for comment in comments:
+    for created_at, comment in dated:
         author_id = _str_id(comment.get("author_id"))
         via = _mapping(comment.get("via"))
         # Requesters write from mail clients (quotes, signatures); agents' web replies are
@@ -466,7 +533,7 @@ def _ticket_case(
             text=_comment_text(comment, email=emailish),
             author=str(data.users.get(author_id, {}).get("name") or ""),
             author_id=author_id,
-            created_at=_date(comment.get("created_at")),
+            created_at=created_at,
             public=comment.get("public") is not False,
             ts=_str_id(comment.get("id")),
         ))

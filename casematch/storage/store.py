@@ -112,14 +112,34 @@ class CaseStore:
         self._add_fts(rowid, case)
         return rowid
 
-    def update_case(self, rowid: int, case: Case) -> bool:
+    def known(self, case_id: str) -> tuple[int, str, str] | None:
+        """(rowid, content hash, stored data) of a case by id, or None.
+
+        One keyed read per case lets a writer find what changed without holding every id
+        and hash of the index in memory.
+        """
+        row = self._db.execute("SELECT rowid, content_hash, data FROM cases WHERE id = ?",
+                               (case_id,)).fetchone()
+        return (int(row[0]), str(row[1]), str(row[2])) if row else None
+
+    def ids(self) -> set[str]:
+        return {case_id for (case_id,) in self._db.execute("SELECT id FROM cases")}
+
+    def rowids_and_ids(self) -> list[tuple[int, str]]:
+        return [(int(r), str(i)) for r, i in self._db.execute("SELECT rowid, id FROM cases")]
+
+    def update_case(self, rowid: int, case: Case, stored: str | None = None) -> bool:
         """Refresh what is displayed and filtered on; text and chunks stay as they are.
 
+        `stored` is the case's stored data when the caller already read it (`known`).
         Returns whether anything differed from what was stored.
         """
         columns = self._columns(case)
-        old = self._db.execute("SELECT data FROM cases WHERE rowid = ?", (rowid,)).fetchone()
-        if old and old[0] == columns[-1]:
+        if stored is None:
+            old = self._db.execute("SELECT data FROM cases WHERE rowid = ?",
+                                   (rowid,)).fetchone()
+            stored = old[0] if old else None
+        if stored == columns[-1]:
             return False
         self._db.execute(
             "UPDATE cases SET source = ?, channel = ?, resolved = ?, private = ?,"
@@ -148,7 +168,9 @@ class CaseStore:
             json.dumps(case_to_dict(case), ensure_ascii=False),
         )
 
-    def add_chunks(self, case_rowid: int, field: str, texts: Sequence[str]) -> list[int]:
+    def add_chunks(self, case_rowid: int, field: str, texts: Sequence[str], *,
+                   pending: bool = False) -> list[int]:
+        """Insert chunks; `pending` also lists them as still to embed (`pending_chunks`)."""
         ids = []
         for text in texts:
             cursor = self._db.execute(
@@ -156,7 +178,44 @@ class CaseStore:
                 (case_rowid, field, text),
             )
             ids.append(int(cursor.lastrowid or 0))
+        if pending:
+            self._db.executemany("INSERT INTO temp.pending (id) VALUES (?)",
+                                 [(i,) for i in ids])
         return ids
+
+    # Chunks written in this run but not yet embedded wait in a temporary table (spilled to
+    # a temporary file by SQLite, never part of the generation), so that a large build
+    # holds no texts in memory: they are read back in batches to be embedded at commit.
+
+    def track_pending(self) -> None:
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS pending (id INTEGER PRIMARY KEY)")
+
+    def drop_pending(self, chunk_ids: Sequence[int]) -> set[int]:
+        """Of `chunk_ids`, those still to embed; they are no longer listed as pending."""
+        if not chunk_ids:
+            return set()
+        marks = ",".join("?" * len(chunk_ids))
+        found = {int(r) for (r,) in self._db.execute(
+            f"SELECT id FROM temp.pending WHERE id IN ({marks})", list(chunk_ids))}
+        if found:
+            self._db.execute(f"DELETE FROM temp.pending WHERE id IN ({marks})", list(chunk_ids))
+        return found
+
+    def pending_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM temp.pending").fetchone()[0])
+
+    def pending_batches(self, size: int) -> Iterable[tuple[list[int], list[str]]]:
+        """(chunk ids, texts) of the chunks still to embed, `size` at a time, by id."""
+        last = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT chunks.id, chunks.text FROM temp.pending JOIN chunks"
+                " ON chunks.id = pending.id WHERE pending.id > ? ORDER BY pending.id LIMIT ?",
+                (last, size)).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [int(r[0]) for r in rows], [str(r[1]) for r in rows]
 
     def delete_rowids(self, rowids: Iterable[int]) -> list[int]:
         """Delete cases by rowid; returns the chunk ids that went with them."""

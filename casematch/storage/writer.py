@@ -1,7 +1,10 @@
 """The one writer of an index: builds the next generation from the current one.
 
 Cases whose text did not change keep their vectors (matched by content hash); only new or
-changed text is embedded, in one call at commit, sorted by the encoder for little padding.
+changed text is embedded, at commit, in large batches that the encoder sorts by length for
+little padding. What is still to embed waits in the new generation's SQLite file, not in
+memory, and each case's id and hash are looked up there, so a build's memory does not grow
+with the number of cases.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import os
 import shutil
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,10 +71,9 @@ class UpdateResult:
         }
 
 
-@dataclass
-class _Pending:
-    chunk_ids: list[int] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
+# Texts embedded per encoder call at commit: large enough that length sorting still pads
+# little, small enough that a batch's texts and vectors are a few megabytes.
+EMBED_BATCH = 8192
 
 
 class IndexWriter:
@@ -86,10 +88,9 @@ class IndexWriter:
         # Vectors above which the index becomes approximate (lowered by tests).
         self.exact_limit = EXACT_LIMIT
         self.result = UpdateResult()
-        self._pending = _Pending()
-        self._pending_set: set[int] = set()
         self._removed: list[int] = []
-        self._seen: set[str] = set()
+        # Rowids given to this writer, one bit each (`delete_unseen`), rather than a set of ids.
+        self._seen = bytearray()
         self._started = time.perf_counter()
 
     def __enter__(self) -> IndexWriter:
@@ -136,23 +137,24 @@ class IndexWriter:
             # Exact to start with; commit() switches to IVF past a size (storage.vectors).
             self._vectors = vectors.new_index(self.encoder.dimension)
         self._store = CaseStore(self._tmp / gens.CASES, create=True)
-        self._hashes = self._store.hashes()
+        self._store.track_pending()
 
     # ---- changes ------------------------------------------------------------------------
 
     def upsert(self, case: Case) -> None:
-        self._seen.add(case.id)
+        known = self._store.known(case.id)
         if not case.resolved and not self.include_unresolved:
             self.result.skipped_unresolved += 1
-            if case.id in self._hashes:
-                self.delete(case.id)
+            if known:
+                self._remove_rowids([known[0]])
+                self.result.deleted += 1
             return
         digest = case.content_hash()
-        known = self._hashes.get(case.id)
         if known and known[1] == digest:
             self.result.unchanged += 1
+            self._see(known[0])
             # Metadata (reactions, url, members) may change without the text changing.
-            self.result.refreshed += self._store.update_case(known[0], case)
+            self.result.refreshed += self._store.update_case(known[0], case, known[2])
             return
         if known:
             self._remove_rowids([known[0]])
@@ -160,39 +162,43 @@ class IndexWriter:
         else:
             self.result.added += 1
         rowid = self._store.add_case(case, digest)
-        self._hashes[case.id] = (rowid, digest)
-        texts = self.encoder.chunk(case.search_text())
-        added = self._store.add_chunks(rowid, "case", texts)
-        self._pending.chunk_ids += added
-        self._pending_set.update(added)
-        self._pending.texts += texts
+        self._see(rowid)
+        self._store.add_chunks(rowid, "case", self.encoder.chunk(case.search_text()),
+                               pending=True)
+
+    def _see(self, rowid: int) -> None:
+        byte = rowid >> 3
+        if byte >= len(self._seen):
+            self._seen.extend(bytes(byte + 1 - len(self._seen) + len(self._seen) // 2))
+        self._seen[byte] |= 1 << (rowid & 7)
+
+    def _seen_rowid(self, rowid: int) -> bool:
+        byte = rowid >> 3
+        return byte < len(self._seen) and bool(self._seen[byte] & (1 << (rowid & 7)))
 
     def delete(self, case_id: str) -> None:
-        known = self._hashes.pop(case_id, None)
+        known = self._store.known(case_id)
         if known:
             self._remove_rowids([known[0]])
             self.result.deleted += 1
 
     def case_ids(self) -> set[str]:
         """The ids the next generation holds so far."""
-        return set(self._hashes)
+        return self._store.ids()
 
     def delete_unseen(self) -> None:
         """Delete every case this writer was not given (a full rebuild from a source)."""
-        for case_id in [c for c in self._hashes if c not in self._seen]:
-            self.delete(case_id)
+        for rowid, _case_id in self._store.rowids_and_ids():
+            if not self._seen_rowid(rowid):
+                self._remove_rowids([rowid])
+                self.result.deleted += 1
 
     def _remove_rowids(self, rowids: list[int]) -> None:
         # Removal from a flat index rewrites the whole array: do it once, at commit.
         removed = self._store.delete_rowids(rowids)
         # Chunks added in this run (an id given twice) are not in the vectors yet: drop them
         # from what is still to embed rather than from the index.
-        pending = self._pending_set.intersection(removed)
-        if pending:
-            keep = [n for n, cid in enumerate(self._pending.chunk_ids) if cid not in pending]
-            self._pending.chunk_ids = [self._pending.chunk_ids[n] for n in keep]
-            self._pending.texts = [self._pending.texts[n] for n in keep]
-            self._pending_set -= pending
+        pending = self._store.drop_pending(removed)
         self._removed += [cid for cid in removed if cid not in pending]
 
     # ---- commit ---------------------------------------------------------------------------
@@ -205,12 +211,11 @@ class IndexWriter:
             self.result.generation = self._base
             self.result.seconds = time.perf_counter() - self._started
             return self.result
-        self.result.embedded = len(self._pending.texts)
+        self.result.embedded = self._store.pending_count()
         if self._removed:
             vectors.remove(self._vectors, self._removed)
-        if self._pending.texts:
-            vectors.add(self._vectors, self.encoder.encode(self._pending.texts, progress=progress),
-                        self._pending.chunk_ids)
+        for chunk_ids, texts in self._store.pending_batches(EMBED_BATCH):
+            vectors.add(self._vectors, self.encoder.encode(texts, progress=progress), chunk_ids)
         # Exact or approximate by size; may retrain or convert (once per generation).
         self._vectors = vectors.fit(self._vectors, exact_limit=self.exact_limit)
         stats = self._store.stats()

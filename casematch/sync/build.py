@@ -137,18 +137,20 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
             raise InputError(", ".join(map(str, sources)), "changed while it was being read; "
                                                            "nothing was written, run again")
         given = set(keys.values())
+        ids = newest.ids
+        held: dict[str, set[str]] = {}
         for source in sources:
             key = keys[str(source)]
             if str(source) in partial:
                 continue  # a half-read source deletes nothing
-            owned = state.owned(key)
-            gone = owned - newest.ids
+            owned = held[key] = state.owned(key)
+            gone = owned - ids
             check_delete_ratio(str(source), len(gone), len(owned), max_delete_ratio)
             for case_id in sorted(gone):
                 writer.delete(case_id)
         pruned = 0
         if full:
-            others = before - newest.ids
+            others = before - ids
             if others and not prune:
                 raise InputError(", ".join(map(str, sources)),
                                  f"--full rebuilds from the sources given, and the index "
@@ -156,7 +158,7 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
                                  "source, or add --prune to drop them")
             pruned = len(others)
         elif prune:
-            keep = newest.ids.union(*(state.owned(keys[s]) for s in partial))
+            keep = ids.union(*(state.owned(keys[s]) for s in partial))
             deleted = writer.result.deleted
             for case_id in sorted(writer.case_ids() - keep):
                 writer.delete(case_id)
@@ -165,9 +167,15 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
         attach_query_model(root, encoder)  # a copied index starts fast anywhere
         for source in sources:
             key = keys[str(source)]
-            complete = str(source) not in partial
-            state.save(key, cursor=None, generation=result.generation,
-                       add=sorted(newest.by_source.get(key, ())), replace_owned=complete)
+            yielded = newest.by_source.get(key, set())
+            if key in held:
+                # Read completely: it owns exactly what it yielded. Only the difference is
+                # written, so an unchanged re-run writes nothing here.
+                state.save(key, cursor=None, generation=result.generation,
+                           add=sorted(yielded - held[key]), remove=sorted(held[key] - yielded))
+            else:
+                state.save(key, cursor=None, generation=result.generation,
+                           add=sorted(yielded))
         if prune:
             for other in set(state.sources()) - given:
                 state.forget(other)
