@@ -2,7 +2,8 @@
 
     git worktree add --detach /tmp/casematch-base ef1f43c   # the code to compare against
     python benchmarks/cold.py --baseline /tmp/casematch-base [--cases 10000] [--runs 5]
-        [--build-cases 200] [--queries 65] [--no-write]
+        [--build-cases 200] [--build-texts cases|messages] [--queries 65]
+        [--steps cold,warm,quality] [--warm-rounds 2] [--no-write]
 
 1. Build: `--build-cases` real case texts from ../shared/data (DISCO conversations, GitBugs
    reports, StackFAQ threads, mixed) are indexed with `CaseIndex.build` and the runtime
@@ -10,6 +11,8 @@
    are encoded bare with the same encoder, before and after the build (mean of the two);
    build / bare encode is the overhead of
    everything that is not the model (chunking, SQLite, FTS5, FAISS, publishing).
+   `--build-texts messages` indexes single DISCO chat messages instead (16 words median):
+   a 10,000-case build then fits in minutes where real case texts take hours here.
 2. The query index: `--cases` cases carrying real texts (cycled, numbered so each is
    distinct); vectors: the real ones of step 1, then mixes of two plus noise (as scale.py),
    so the FAISS and SQLite sizes are those of a real index of that size. The torch-free
@@ -19,7 +22,7 @@
    (wall seconds and peak RSS). Query texts: real chat messages from DISCO.
 4. Warm: `CaseIndex.open` + `search()` in one process per tree and round, as the CLI and
    the responder run it (`serve_queries_on_one_thread`), p50 over `--queries` messages,
-   two rounds alternating the trees.
+   `--warm-rounds` rounds alternating the trees.
 5. Quality: the torch-free query encoder against torch fp32 on encode.py's texts (a sample
    of each length class): identical chunks, worst cosine.
 Every process uses one cache folder in benchmarks/.cache, so the runtime trial runs once
@@ -200,6 +203,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=65)
     parser.add_argument("--quality-texts", type=int, default=60)
+    parser.add_argument("--build-texts", choices=("cases", "messages"), default="cases",
+                        help="what the build step indexes: real case texts or chat messages")
+    parser.add_argument("--steps", default="cold,warm,quality",
+                        help="steps after the build (it always runs: its vectors seed the "
+                             "query index)")
+    parser.add_argument("--warm-rounds", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     data = common.require_data()
@@ -212,32 +221,44 @@ def main() -> int:
     messages = common.disco_messages(data)
     queries = [messages[i] for i in rng.choice(len(messages), args.queries, replace=False)]
 
+    steps = set(args.steps.split(",")) - {""}
+    if steps - {"cold", "warm", "quality"}:
+        parser.error(f"unknown steps: {', '.join(sorted(steps - {'cold', 'warm', 'quality'}))}")
+    build_texts = ([texts[i] for i in order[: args.build_cases]] if args.build_texts == "cases"
+                   else [messages[i] for i in rng.permutation(len(messages))[: args.build_cases]])
+
     with tempfile.TemporaryDirectory(prefix="casematch-cold-") as tmp:
-        built = build_step([texts[i] for i in order[: args.build_cases]], Path(tmp) / "build")
+        built = build_step(build_texts, Path(tmp) / "build")
         print(f"build {built['build_s']:.1f} s, bare encode {built['bare_s']:.1f} s "
               f"({built['chunks']} chunks, {built['runtime']})", file=sys.stderr)
         from casematch.encoders.trial import cached_trial
 
         record = cached_trial(built["encoder"].name) or {}
         index = Path(tmp) / "query"
-        query_index(args.cases, [texts[i] for i in order], built["vectors"], built["encoder"],
-                    index)
         trees = {"this": ROOT, "baseline": args.baseline.resolve()}
         cold: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
-        for tree in trees.values():
+        warm_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+        checked: dict[str, Any] = {}
+        if steps & {"cold", "warm"}:
+            started = time.perf_counter()
+            query_index(args.cases, [texts[i] for i in order], built["vectors"],
+                        built["encoder"], index)
+            print(f"query index of {args.cases} cases written in "
+                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+        for tree in trees.values() if "cold" in steps else ():
             cold_query(tree, index, QUERY, cache)  # warm-up: page cache, pyc files
-        for run in range(args.runs):
+        for run in range(args.runs if "cold" in steps else 0):
             text = queries[run]
             for name, tree in (trees.items() if run % 2 == 0 else reversed(trees.items())):
                 cold[name].append(cold_query(tree, index, text, cache))
                 print(f"cold {name}: {cold[name][-1][0]:.2f} s {cold[name][-1][1]:.0f} MB",
                       file=sys.stderr)
-        warm_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
-        for round_ in range(2):
-            for name, tree in (trees.items() if round_ == 0 else reversed(trees.items())):
+        for round_ in range(args.warm_rounds if "warm" in steps else 0):
+            for name, tree in (trees.items() if round_ % 2 == 0 else reversed(trees.items())):
                 warm_runs[name].append(warm(tree, index, queries, cache))
                 print(f"warm {name}: {warm_runs[name][-1]}", file=sys.stderr)
-        checked = quality(built["encoder"], data, args.quality_texts)
+        if "quality" in steps:
+            checked = quality(built["encoder"], data, args.quality_texts)
     report(args, built, record, cold, warm_runs, checked)
     return 0
 
@@ -251,68 +272,80 @@ def report(args: argparse.Namespace, built: dict[str, Any], record: dict[str, An
     def p50(name: str) -> float:
         return statistics.median(r["p50"] for r in warm_runs[name])
 
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    what = "real cases" if args.build_texts == "cases" else "DISCO chat messages"
     lines = [
         f"Machine: {common.machine()}; shared with other jobs (load average during the run: "
         f"{os.getloadavg()[0]:.1f}). Command: `python benchmarks/cold.py --baseline "
         f"<worktree of ef1f43c> --cases {args.cases} --build-cases {args.build_cases} "
-        f"--runs {args.runs} --queries {args.queries}`.",
+        f"--build-texts {args.build_texts} --runs {args.runs} --queries {args.queries} "
+        f"--steps {args.steps} --warm-rounds {args.warm_rounds}`.",
         "",
         f"Runtime trial (first use on this machine, {record.get('seconds', '?')} s): "
         f"chose {record.get('choice')}; measured "
         + "; ".join(f"{n} {m['batch_texts_per_s']:.1f} texts/s, {m['query_ms']:.1f} ms/query, "
                     f"min cosine {m['min_cosine']:.5f}"
-                    for n, m in (record.get("measurements") or {}).items()) + ".",
-        "",
-        f"| cold `casematch query`, {args.cases:,} cases, {args.runs} runs | median wall s "
-        "| median peak RSS MB | runs (s) |",
-        "|---|---|---|---|",
+                    for n, m in (record.get("measurements") or {}).items())
+        + f"; ONNX query session: {record.get('query_session')}.",
     ]
-    for name in cold:
-        lines.append(f"| {name} | {med(name, 0):.2f} | {med(name, 1):.0f} | "
-                     + ", ".join(f"{w:.2f}" for w, _ in cold[name]) + " |")
-    lines += [
-        f"| ratio this / baseline | {med('this', 0) / med('baseline', 0):.2f} | "
-        f"{med('this', 1) / med('baseline', 1):.2f} | |",
-        "",
-        f"| warm `search()` p50 ms, {args.cases:,} cases, {args.queries} queries, 2 rounds "
-        "| round p50s | median | encoder |",
-        "|---|---|---|---|",
-    ]
-    for name, runs in warm_runs.items():
-        lines.append(f"| {name} | " + ", ".join(f"{r['p50']:.1f}" for r in runs)
-                     + f" | {p50(name):.1f} | {runs[0]['encoder']} ({runs[0]['runtime']}) |")
-    lines += [
-        f"| ratio this / baseline | | {p50('this') / p50('baseline'):.2f} | |",
-        "",
-        f"Build of {built['cases']} real cases ({built['chunks']} chunks, runtime "
-        f"{built['runtime']}, model load {built['load_s']:.1f} s not counted): build "
-        f"{built['build_s']:.1f} s, bare encode of the same chunks {built['bare_s']:.1f} s "
-        f"(mean of {', '.join(f'{b:.1f}' for b in built['bare_runs'])}: before and after), "
-        f"ratio {built['build_s'] / built['bare_s']:.2f}. The same build's own encode call took "
-        f"{built['inside_s']:.1f} s: everything else (chunking, SQLite, FTS5, FAISS, "
-        f"publishing, the query-model copy) {built['build_s'] - built['inside_s']:.1f} s, "
-        f"ratio build / its encode {built['build_s'] / built['inside_s']:.3f}.",
-        "",
-        f"Torch-free query encoder vs torch fp32 on encode.py's texts ({args.quality_texts} "
-        f"per class): chunk mismatches {checked['chunk_mismatches']}; worst cosine "
-        + ", ".join(f"{k} {v['min_cosine']:.6f}" for k, v in checked.items()
-                    if isinstance(v, dict)) + ".",
-    ]
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
-    wall, rss = med("this", 0), med("this", 1)
+    targets = []
+    if cold["this"]:
+        lines += [
+            "",
+            f"| cold `casematch query`, {args.cases:,} cases, {args.runs} runs | median wall s "
+            "| median peak RSS MB | runs (s) |",
+            "|---|---|---|---|",
+        ]
+        for name in cold:
+            lines.append(f"| {name} | {med(name, 0):.2f} | {med(name, 1):.0f} | "
+                         + ", ".join(f"{w:.2f}" for w, _ in cold[name]) + " |")
+        lines.append(f"| ratio this / baseline | {med('this', 0) / med('baseline', 0):.2f} | "
+                     f"{med('this', 1) / med('baseline', 1):.2f} | |")
+        wall, rss = med("this", 0), med("this", 1)
+        targets += [f"cold wall <= 0.8 s: {verdict(wall <= 0.8)} ({wall:.2f} s; the baseline "
+                    f"took {med('baseline', 0):.1f} s in the same run)",
+                    f"peak RSS <= 250 MB: {verdict(rss <= 250)} ({rss:.0f} MB)"]
+    if warm_runs["this"]:
+        lines += [
+            "",
+            f"| warm `search()` p50 ms, {args.cases:,} cases, {args.queries} queries, "
+            f"{args.warm_rounds} rounds | round p50s | median | encoder |",
+            "|---|---|---|---|",
+        ]
+        for name, runs in warm_runs.items():
+            lines.append(f"| {name} | " + ", ".join(f"{r['p50']:.1f}" for r in runs)
+                         + f" | {p50(name):.1f} | {runs[0]['encoder']} ({runs[0]['runtime']}) |")
+        lines.append(f"| ratio this / baseline | | {p50('this') / p50('baseline'):.2f} | |")
+        targets.append(f"warm p50 at {args.cases:,} cases no worse: "
+                       f"{verdict(p50('this') <= p50('baseline'))} "
+                       f"({p50('this') / p50('baseline'):.2f}x)")
     ratio = built["build_s"] / built["bare_s"]
     lines += [
         "",
-        f"Targets of issue 18 on this run: cold wall <= 0.8 s: {verdict(wall <= 0.8)} "
-        f"({wall:.2f} s at load average {os.getloadavg()[0]:.1f} on 2 cores; the baseline took "
-        f"{med('baseline', 0):.1f} s in the same run, against ~5 s on a quiet machine); "
-        f"peak RSS <= 250 MB: {verdict(rss <= 250)} ({rss:.0f} MB); warm p50 no worse: "
-        f"{verdict(p50('this') <= p50('baseline'))}; build / bare encode <= 1.15 at "
-        f"{built['cases']} cases (not 10,000: encoding 10,000 real cases takes hours on "
-        f"this loaded machine): {verdict(ratio <= 1.15)} ({ratio:.2f}).",
+        f"Build of {built['cases']:,} {what} ({built['chunks']:,} chunks, runtime "
+        f"{built['runtime']}, model load {built['load_s']:.1f} s not counted): build "
+        f"{built['build_s']:.1f} s, bare encode of the same chunks {built['bare_s']:.1f} s "
+        f"(mean of {', '.join(f'{b:.1f}' for b in built['bare_runs'])}: before and after), "
+        f"ratio {ratio:.2f}. The same build's own encode call took "
+        f"{built['inside_s']:.1f} s: everything else (chunking, SQLite, FTS5, FAISS, "
+        f"publishing, the query-model copy) {built['build_s'] - built['inside_s']:.1f} s, "
+        f"ratio build / its encode {built['build_s'] / built['inside_s']:.3f}.",
     ]
+    targets.append(f"build / bare encode <= 1.15 at {built['cases']:,} {what}: "
+                   f"{verdict(ratio <= 1.15)} ({ratio:.2f})")
+    if checked:
+        lines += [
+            "",
+            f"Torch-free query encoder vs torch fp32 on encode.py's texts "
+            f"({args.quality_texts} per class): chunk mismatches "
+            f"{checked['chunk_mismatches']}; worst cosine "
+            + ", ".join(f"{k} {v['min_cosine']:.6f}" for k, v in checked.items()
+                        if isinstance(v, dict)) + ".",
+        ]
+    lines += ["", f"Targets of issue 18 on this run (load average {os.getloadavg()[0]:.1f}, "
+                  f"2 cores): " + "; ".join(targets) + "."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

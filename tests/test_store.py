@@ -98,3 +98,32 @@ def test_a_missing_or_foreign_file_is_an_index_format_error(tmp_path: Path) -> N
     foreign.write_bytes(b"not a database at all" * 100)
     with pytest.raises(IndexFormatError, match="not a casematch case store"):
         CaseStore(foreign)
+
+
+def test_a_read_only_store_keeps_decoded_cases_within_its_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import casematch.storage.store as store_module
+
+    written = _store(tmp_path)
+    rowids = {c: written.case_by_id(c) for c in "abc"}
+    by_id = {case.id: rowid for rowid, case in written.cases_by_rowid([1, 2, 3]).items()}
+    written.close()
+    monkeypatch.setattr(store_module, "DECODED_CASES", 2)
+    reader = CaseStore(tmp_path / "cases.sqlite")
+    first = reader.cases_by_rowid([by_id["a"], by_id["b"]])
+    # The second read is the cache's: the very same objects, equal to what was written.
+    again = reader.cases_by_rowid([by_id["b"], by_id["a"]])
+    assert again[by_id["a"]] is first[by_id["a"]] and again[by_id["a"]] == rowids["a"]
+    # A third case evicts the oldest; every answer stays complete and correct.
+    mixed = reader.cases_by_rowid([by_id["c"], by_id["a"]])
+    assert {case.id for case in mixed.values()} == {"c", "a"}
+    assert len(reader._decoded or {}) == 2
+    assert reader.cases_by_rowid([by_id["b"]])[by_id["b"]] == rowids["b"]
+    assert reader.cases_by_rowid([]) == {}
+
+
+def test_a_store_being_written_never_serves_stale_cases(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    rowid = next(r for r, c in store.cases_by_rowid([1, 2, 3]).items() if c.id == "b")
+    store.update_case(rowid, make_case("b", "Printer E2000 jam on floor 4", "New fuser"))
+    assert store.cases_by_rowid([rowid])[rowid].problem == "Printer E2000 jam on floor 4"

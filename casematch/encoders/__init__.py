@@ -104,11 +104,13 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     if chosen != "onnx" or not device.startswith("cpu"):
         return load_encoder(model, device=device, runtime=chosen)
     from casematch.encoders.bundle import OnnxQueryEncoder
+    from casematch.encoders.trial import query_session
 
+    threads, spinning = query_session(name, device)
     folder = query_model_folder(name, index_root)
     if folder is not None:
         try:
-            return OnnxQueryEncoder(folder, name)
+            return OnnxQueryEncoder(folder, name, threads=threads, spinning=spinning)
         except (ConfigError, MissingDependencyError) as exc:
             if runtime == "onnx":
                 raise
@@ -116,7 +118,7 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     try:
         # Once per model: torch loads to export the graph into the cache folder.
         return OnnxQueryEncoder(load_encoder(model, device=device, runtime="onnx")
-                                .query_bundle(), name)
+                                .query_bundle(), name, threads=threads, spinning=spinning)
     except (ConfigError, MissingDependencyError) as exc:
         if runtime == "onnx":
             raise

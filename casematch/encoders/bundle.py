@@ -135,20 +135,25 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def onnx_session(path: Path) -> Any:
-    """An ONNX Runtime session tuned for this machine (shared by torch and query encoders)."""
+def onnx_session(path: Path, *, threads: int | None = None, spinning: bool = False) -> Any:
+    """An ONNX Runtime session (shared by torch and query encoders).
+
+    `threads` (intra-op) defaults to `session_threads()`. Spinning is off by default:
+    beside a busy process, spinning threads took 17 ms p50 per query against 11 ms without.
+    For one query the best pair depends on the machine and its load, so the query encoder
+    takes the pair its runtime trial measured (`casematch.encoders.trial`).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    # Two cores: a single query ran 1.8x faster on both than on one. Spinning off: beside
-    # a busy process, spinning threads took 17 ms p50 per query against 11 ms without.
-    options.intra_op_num_threads = session_threads()
+    options.intra_op_num_threads = threads or session_threads()
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def session_threads() -> int:
+    # Two cores: a single query ran 1.8x faster on both than on one.
     return min(os.cpu_count() or 1, 4)
 
 
@@ -169,7 +174,8 @@ class OnnxQueryEncoder:
 
     runtime = "onnx"
 
-    def __init__(self, folder: Path, model_name: str) -> None:
+    def __init__(self, folder: Path, model_name: str, *, threads: int | None = None,
+                 spinning: bool = False) -> None:
         config = read_bundle(folder, model_name)
         if config is None:
             raise ConfigError(f"{folder}: no complete ONNX query model for {model_name}; "
@@ -203,7 +209,8 @@ class OnnxQueryEncoder:
         self._offsets.no_truncation()
         self._offsets.no_padding()
         try:
-            self._session = onnx_session(folder / "model.onnx")
+            self._session = onnx_session(folder / "model.onnx", threads=threads,
+                                         spinning=spinning)
         except ImportError as exc:
             raise MissingDependencyError(
                 f"the fast query path needs onnxruntime ({exc}): pip install onnxruntime"
@@ -212,6 +219,7 @@ class OnnxQueryEncoder:
             raise ConfigError(f"cannot load the ONNX query model {folder / 'model.onnx'}: "
                               f"{exc}; delete {folder} to export it again") from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
+        self.threads, self.spinning = threads or session_threads(), spinning
 
     @property
     def name(self) -> str:
@@ -232,6 +240,9 @@ class OnnxQueryEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         texts = [t.lower() for t in texts] if self._lower else list(texts)
+        if len(texts) == 1:
+            # A query: one text has nothing to pad against and nothing to sort.
+            return self._encode_one(texts[0])
         # Longest first, as sentence-transformers does within a call: batches pad little.
         order = np.argsort([-len(text) for text in texts], kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -239,6 +250,17 @@ class OnnxQueryEncoder:
             rows = order[start : start + self.batch_size]
             vectors[rows] = self._encode_batch([texts[i] for i in rows])
         return vectors
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        # sentence-transformers strips each text before tokenizing; a text alone pads to
+        # itself, so no batch bookkeeping.
+        encoding = self._tokenizer.encode(text.strip())
+        ids = np.array([encoding.ids], dtype=np.int64)
+        mask = np.array([encoding.attention_mask], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask,
+                 "token_type_ids": np.array([encoding.type_ids], dtype=np.int64)}
+        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
+        return pool(hidden, mask)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         # sentence-transformers strips each text before tokenizing.

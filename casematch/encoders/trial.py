@@ -35,7 +35,8 @@ from casematch.version import __version__
 log = logging.getLogger(__name__)
 
 JOBS = ("batch", "query")
-TRIAL_VERSION = 1
+# 2: the ONNX query session's threads and spinning are measured too.
+TRIAL_VERSION = 2
 # The quality gate of benchmarks/encode.py: every vector within this cosine of fp32's.
 MIN_COSINE = 0.999
 _CACHE_FILE = "runtimes.json"
@@ -76,6 +77,8 @@ class Measurement:
 
 
 Measure = Callable[[str, str], dict[str, Measurement]]
+# (intra-op threads, spinning) -> one query's median ms with that ONNX Runtime session.
+MeasureSessions = Callable[[str, str], dict[tuple[int, bool], float]]
 
 
 @functools.cache
@@ -163,18 +166,39 @@ def pick(measurements: dict[str, Measurement], job: str) -> str:
     return min(passed, key=lambda m: m.query_ms).runtime
 
 
-def run_trial(model: str, device: str = "cpu", *,
-              measure: Measure | None = None) -> dict[str, Any]:
+def pick_session(timings: dict[tuple[int, bool], float]) -> dict[str, Any] | None:
+    """The fastest ONNX Runtime session settings for one query, or None when none ran."""
+    if not timings:
+        return None
+    threads, spinning = min(timings, key=lambda settings: timings[settings])
+    return {"threads": threads, "spinning": spinning,
+            "ms": {_session_label(t, s): ms for (t, s), ms in sorted(timings.items())}}
+
+
+def _session_label(threads: int, spinning: bool) -> str:
+    return f"{threads} thread{'s' if threads > 1 else ''}, spinning {'on' if spinning else 'off'}"
+
+
+def run_trial(model: str, device: str = "cpu", *, measure: Measure | None = None,
+              measure_sessions: MeasureSessions | None = None) -> dict[str, Any]:
     """Time the candidates now, record the choice per job in the cache, and return it."""
     started = time.perf_counter()
     measurements = (measure or measure_runtimes)(model, device)
+    choice = {job: pick(measurements, job) for job in JOBS}
+    session = None
+    if choice["query"] == "onnx":
+        try:
+            session = pick_session((measure_sessions or measure_query_sessions)(model, device))
+        except Exception as exc:  # the defaults serve; the runtime choice still holds
+            log.warning("runtime trial: ONNX query session settings not measured (%s)", exc)
     record = {
         "machine": machine_key(model, device),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 2),
-        "choice": {job: pick(measurements, job) for job in JOBS},
+        "choice": choice,
         "measurements": {name: {**asdict(m), "passed": m.passed}
                          for name, m in measurements.items()},
+        "query_session": session,
     }
     log.info("runtime trial for %s: %s (%.1f s)", model, record["choice"], record["seconds"])
     _save(record)
@@ -218,6 +242,18 @@ def runtime_for(job: str, runtime: str = "auto", *, model: str, device: str = "c
             log.warning("runtime trial failed (%s); choosing by CPU flags", exc)
             return _prior(job, explicit), "cpu flags"
     return str(record["choice"][job]), "measured"
+
+
+def query_session(model: str, device: str = "cpu") -> tuple[int | None, bool]:
+    """(intra-op threads, spinning) for the ONNX query session: the trial's, else defaults.
+
+    Never runs a trial: the query runtime's own choice (`runtime_for`) already has.
+    """
+    record = cached_trial(model, device)
+    session = record.get("query_session") if record else None
+    if isinstance(session, dict) and isinstance(session.get("threads"), int):
+        return int(session["threads"]), bool(session.get("spinning"))
+    return None, False
 
 
 def _prior(job: str, batch_choice: str) -> str:
@@ -277,6 +313,38 @@ def measure_runtimes(model: str, device: str = "cpu") -> dict[str, Measurement]:
             for name in candidates}
 
 
+def measure_query_sessions(model: str, device: str = "cpu") -> dict[tuple[int, bool], float]:
+    """One query's median ms with ONNX Runtime on one thread and on every core (up to
+    `session_threads()`), each with and without spinning threads.
+
+    Which wins depends on the machine and on what else runs there: on 2 EPYC cores a
+    ~30-token query took 10.4 ms on one thread and 6.7 ms on two without spinning, 5.5
+    with it, while beside a busy process spinning had cost 17 ms against 11 without
+    (benchmarks/RESULTS.md, "Cold start (issue 18)"). So the trial times them here, now.
+    """
+    from casematch.encoders import query_model_folder
+    from casematch.encoders.bundle import OnnxQueryEncoder, session_threads
+
+    folder = query_model_folder(model)
+    if folder is None:
+        raise RuntimeError(f"no ONNX query model for {model} in the cache")
+    encoders = {(threads, spinning): OnnxQueryEncoder(folder, model, threads=threads,
+                                                      spinning=spinning)
+                for threads in sorted({1, session_threads()}) for spinning in (False, True)}
+    texts = [*_TEXTS, _LONG[0][:400]]
+    for encoder in encoders.values():
+        encoder.encode(texts[:2])  # warm-up: first calls allocate
+    times: dict[tuple[int, bool], list[float]] = {settings: [] for settings in encoders}
+    # Interleaved text by text, so a neighbour's burst of load hits every setting alike.
+    for _ in range(3):
+        for text in texts:
+            for settings, encoder in encoders.items():
+                start = time.perf_counter()
+                encoder.encode([text])
+                times[settings].append(time.perf_counter() - start)
+    return {settings: round(statistics.median(t) * 1000, 3) for settings, t in times.items()}
+
+
 def _query_seconds(encoder: Any, *, torch_runtime: bool) -> list[float]:
     import torch
 
@@ -300,7 +368,8 @@ def summary(record: dict[str, Any] | None) -> dict[str, Any]:
         return {"measured": False}
     return {"measured": True, "measured_at": record.get("measured_at"),
             "trial_seconds": record.get("seconds"),
-            "choice": record.get("choice"), "measurements": record.get("measurements")}
+            "choice": record.get("choice"), "measurements": record.get("measurements"),
+            "query_session": record.get("query_session")}
 
 
 def runtime_summary(model: str, runtime: str = "auto", device: str = "cpu") -> dict[str, Any]:
