@@ -63,9 +63,12 @@ def diagnose(settings: Settings, env: Mapping[str, str], *, measure: bool = Fals
     built_with = _index(report, settings)
     model = canonical_model_name(settings.model) if settings.model else built_with
     _model(report, model or DEFAULT_MODEL_NAME, settings, measure=measure)
+    threads, spinning = trial.query_session(model or DEFAULT_MODEL_NAME, settings.device)
     report.sections["threads"] = {
         "cores": os.cpu_count(),
-        "onnxruntime_query_threads": bundle.session_threads(),
+        # The trial's measured session where it ran; the default before the first trial.
+        "onnxruntime_query_threads": threads or bundle.session_threads(),
+        "onnxruntime_query_spinning": spinning,
         "torch_query_threads": 1,
         **{name: env[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name in env},
     }

@@ -82,3 +82,15 @@ def test_stats_shows_the_runtime_each_job_gets(index_dir: Path) -> None:
     assert json.loads(result.output)["runtimes"]["choice"] == {"batch": "bf16", "query": "bf16"}
     result = CliRunner().invoke(cli, ["stats", "--index", str(index_dir)])
     assert "Runtimes: batch " in result.output
+
+
+def test_threads_show_the_query_session_the_trial_chose(
+        index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.encoders import trial
+
+    monkeypatch.setattr(trial, "query_session", lambda model, device="cpu": (3, True))
+    code, output = _doctor("--index", str(index_dir), "--json")
+    assert code == 0, output
+    threads = json.loads(output)["threads"]
+    assert threads["onnxruntime_query_threads"] == 3
+    assert threads["onnxruntime_query_spinning"] is True
