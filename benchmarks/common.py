@@ -183,6 +183,18 @@ def machine() -> str:
             f"SIMD: {', '.join(simd) or 'none reported'}")
 
 
+def read_section(title: str, results: Path = RESULTS) -> str | None:
+    """The body of the `## title` section of RESULTS.md (None: no such section)."""
+    if not results.exists():
+        return None
+    text = results.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\s*$", text, flags=re.MULTILINE)
+    if not match:
+        return None
+    following = text.find("\n## ", match.end())
+    return text[match.end():following if following >= 0 else len(text)].strip()
+
+
 def write_section(title: str, body: str, results: Path = RESULTS) -> None:
     """Replace only the `## title` section of RESULTS.md; other sections belong to others."""
     heading = f"## {title}"

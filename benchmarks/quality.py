@@ -99,8 +99,11 @@ TUNE_SECTION = "Tuning and fusion (issue 17)"
 RULES = ("default", "dense", "lexical", "fixed 0.3")
 
 
-def per_query(index_dir: Path, queries: Path) -> dict[str, list[float]]:
-    """Reciprocal rank @10 of every query under each rule, from one candidate pass.
+def per_query(index_dir: Path, queries: Path,
+              recall: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Reciprocal rank @10 of every query under each rule, from one candidate pass
+    (and, into `recall` when given, each query's share of relevant cases in the top 10:
+    `casematch eval`'s recall@10).
 
     The same `gather` and `fuse` as `casematch eval --no-collapse` (collapse off), so the
     rules differ only in how the two scores are combined: differences are paired.
@@ -123,9 +126,15 @@ def per_query(index_dir: Path, queries: Path) -> dict[str, list[float]]:
             excluded = set(row.get("exclude") or ())
             found = {r: c for r, c in found.items() if ids[r] not in excluded}
             gold = {r for r in found if ids[r] in set(row["relevant"])}
+            wanted = len(set(row["relevant"]) - excluded)
             for rule, mode, w in (("default", "hybrid", weight), ("dense", "dense", None),
                                   ("lexical", "lexical", None), ("fixed 0.3", "hybrid", 0.3)):
-                out[rule].append(reciprocal_rank(fuse(found, mode, w), gold))
+                scores = fuse(found, mode, w)
+                out[rule].append(reciprocal_rank(scores, gold))
+                if recall is not None:
+                    top = sorted(scores, key=lambda r: -scores[r])[:10]
+                    recall.setdefault(rule, []).append(
+                        len(gold.intersection(top)) / wanted if wanted else 0.0)
     return out
 
 
