@@ -37,6 +37,8 @@ _SHARED_SOURCE_KEYS = {
 TUNE_KEYS: dict[str, type] = {
     "epochs": int, "batch_size": int, "learning_rate": float, "warmup": float,
     "max_tokens": int, "holdout": float, "seed": int, "min_gain": float,
+    "loss": str, "mini_batch": int, "symmetric": bool, "precision": str,
+    "checkpoint_every": int,
     # Not a training setting: `casematch reindex` re-tunes when the last run is this old.
     "every_days": float,
 }
@@ -201,6 +203,10 @@ def _flatten(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"[tune]: unknown key(s) {', '.join(sorted(unknown))}; "
                          f"use {', '.join(TUNE_KEYS)}")
+    for key, value in tune.items():
+        if TUNE_KEYS[key] is bool and not isinstance(value, bool):
+            # bool("false") is True: a quoted boolean must not flip the setting silently.
+            raise ValueError(f"[tune] {key} = {value!r}: use true or false (no quotes)")
     out["tune"] = {k: TUNE_KEYS[k](v) for k, v in tune.items()}
     slack = data.get("slack", {})
     if "domain" in slack:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import resource
@@ -85,7 +86,8 @@ class TuneOptions:
     # symmetric (a report against reports). With 2 epochs it lifted SeaMonkey R@10 to 0.93.
     symmetric: bool = True
     # "bf16": autocast matrix products to bfloat16 (on a CPU with native bf16, a step of the
-    # cached loss takes ~40% less CPU); "fp32"; "auto": bf16 where the CPU has it natively.
+    # cached loss takes ~40% less CPU); "fp32"; "auto": bf16 where this machine's runtime
+    # trial measured bf16 faster than fp32.
     precision: str = "auto"
     # Save a resumable checkpoint every this many steps (0: only on Ctrl-C).
     checkpoint_every: int = 5
@@ -456,7 +458,7 @@ def _train_steps(model: Any, pairs: list[tuple[str, str]], options: TuneOptions,
     # sentence-transformers 6 renamed `tokenize` to `preprocess`.
     prepare = getattr(model, "preprocess", None) or model.tokenize
     bar = tqdm(batches, desc="Tuning", unit="step", disable=not progress, initial=done)
-    autocast = _autocast(options.precision, str(device))
+    autocast = _autocast(options.precision, str(device), key)
     # True while the weights are being changed: a checkpoint then would be half-updated.
     updating = False
     try:
@@ -495,7 +497,7 @@ def _train_steps(model: Any, pairs: list[tuple[str, str]], options: TuneOptions,
     return len(batches), resumed
 
 
-def _autocast(precision: str, device: str) -> Callable[[], Any]:
+def _autocast(precision: str, device: str, model: str) -> Callable[[], Any]:
     import torch
 
     if precision not in ("auto", "bf16", "fp32"):
@@ -503,19 +505,28 @@ def _autocast(precision: str, device: str) -> Callable[[], Any]:
                           "\"fp32\"")
     kind = "cuda" if device.startswith("cuda") else "cpu"
     enabled = precision == "bf16" or (precision == "auto" and kind == "cpu"
-                                      and _cpu_has_bf16())
+                                      and _bf16_measured_faster(model))
     return lambda: torch.autocast(kind, dtype=torch.bfloat16, enabled=enabled)
 
 
-def _cpu_has_bf16() -> bool:
-    """Native bfloat16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 is emulated, slower."""
+def _bf16_measured_faster(model: str) -> bool:
+    """Whether this machine's runtime trial found bf16 faster than fp32 in batches.
+
+    The same matrix products dominate a training step, so the encoder trial (cached per
+    machine, run once if missing) decides; where bf16 is emulated it loses there too.
+    """
+    from casematch.encoders import trial
+
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        record = trial.cached_trial(model) or trial.run_trial(model)
+    except Exception as exc:  # no trial, no guess: full precision is always correct
+        logging.getLogger(__name__).warning("runtime trial unavailable (%s); tuning in fp32",
+                                            exc)
         return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    measured = record.get("measurements", {})
+    bf16, fp32 = measured.get("bf16"), measured.get("fp32")
+    return bool(bf16 and fp32 and bf16.get("passed")
+                and bf16["batch_texts_per_s"] > fp32["batch_texts_per_s"])
 
 
 def _loss(model: Any, options: TuneOptions) -> Any:

@@ -175,6 +175,27 @@ def test_tune_table_in_the_config(tmp_path: Path) -> None:
     config.write_text("[tune]\nepoch = 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[tune\]: unknown key\(s\) epoch"):
         Settings.load(config, env={})
+    config.write_text('[tune]\nloss = "mnrl"\nmini_batch = 4\nsymmetric = false\n'
+                      'precision = "fp32"\ncheckpoint_every = 3\n', encoding="utf-8")
+    options = TuneOptions(**Settings.load(config, env={}).tune)
+    assert (options.loss, options.mini_batch, options.symmetric, options.precision,
+            options.checkpoint_every) == ("mnrl", 4, False, "fp32", 3)
+    config.write_text('[tune]\nsymmetric = "false"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="symmetric"):
+        Settings.load(config, env={})
+
+
+@pytest.mark.parametrize(("bf16_speed", "expected"), [(30.0, True), (5.0, False)])
+def test_auto_precision_follows_the_machines_measured_bf16_speed(
+        monkeypatch: pytest.MonkeyPatch, bf16_speed: float, expected: bool) -> None:
+    from casematch import tune as tune_module
+    from casematch.encoders import trial
+
+    record = {"measurements": {
+        "fp32": {"batch_texts_per_s": 10.0, "passed": True},
+        "bf16": {"batch_texts_per_s": bf16_speed, "passed": True}}}
+    monkeypatch.setattr(trial, "cached_trial", lambda model, device="cpu": record)
+    assert tune_module._bf16_measured_faster("some-model") is expected
 
 
 def test_a_scheduled_tune_is_due_when_never_run_or_old_enough(tmp_path: Path) -> None:
