@@ -60,16 +60,40 @@ class Thread:
     channel: str = ""
 
 
-def olake_threads(data: Path) -> dict[str, Thread]:
-    """Every OLake thread with replies, as casematch's Slack export reader builds it."""
-    from casematch import read_source
-    from casematch.sources import ReadOptions
+def slack_export_threads(path: Path, source: str) -> dict[str, Thread]:
+    """Every thread with replies in a Slack export, as casematch's reader gathers it.
 
-    threads = {}
-    for case in read_source(data / OLAKE, options=ReadOptions()):
-        if len(case.messages) > 1:
-            threads[case.id] = Thread(case.id, "olake", case.messages, case.channel)
+    Built from the reader's own pieces rather than `read_source`, because the reader now
+    passes over threads it judges not to be cases, and those are exactly the threads whose
+    labels the case-precision figure needs.
+    """
+    from casematch.sources import ReadReport
+    from casematch.sources.slack_export import _collect, _Export, _load_workspace
+    from casematch.sources.slack_threads import to_message, ts_key
+
+    threads: dict[str, Thread] = {}
+    export = _Export(path)
+    try:
+        report = ReadReport()
+        workspace = _load_workspace(export, report)
+        for channel_id, channel_name, _ in workspace.listing:
+            folder = channel_name if export.day_files(channel_name) else channel_id
+            for thread_ts, raw in _collect(export, folder, report).items():
+                if raw.root is None or not raw.replies:
+                    continue
+                messages = (to_message(raw.root, workspace),
+                            *(to_message(raw.replies[ts], workspace)
+                              for ts in sorted(raw.replies, key=ts_key)))
+                key = f"slack:{channel_id}:{thread_ts}"
+                threads[key] = Thread(key, source, messages, channel_name)
+    finally:
+        export.close()
     return threads
+
+
+def olake_threads(data: Path) -> dict[str, Thread]:
+    """Every OLake thread with replies."""
+    return slack_export_threads(data / OLAKE, "olake")
 
 
 _MENTION = re.compile(r"<@([^>|]+)(?:\|[^>]*)?>")
