@@ -47,6 +47,8 @@ SECTION = "## Which message is the fix (issue 14)"
 COMMAND = "python benchmarks/resolution.py --write"
 OLAKE = Path("slack-export") / "olake"
 DISCO = Path("swarms") / "disco"
+IRC = Path("irc") / "ubuntu-dev"
+LEGACY = Path("slack-export") / "legacy-2016" / "extracted"
 
 
 # ---- real threads -------------------------------------------------------------------------
@@ -119,6 +121,69 @@ def disco_threads(data: Path) -> dict[str, Thread]:
         for conversation, messages in grouped.items():
             key = f"disco:{stem}:{conversation}"
             threads[key] = Thread(key, "disco", tuple(messages), stem)
+    return threads
+
+
+_IRC_LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]+)> (.*)$")
+
+
+def irc_threads(data: Path) -> dict[str, Thread]:
+    """Ubuntu IRC support conversations, as people disentangled them (gold clusters).
+
+    Ids are `irc:<file>:<first line>`; a message's ts is `<file>:<line>` (0-based line of
+    the raw log). Joins, parts and other server lines are not messages. A conversation is
+    taken as it was annotated, so the threads are real ones, not a splitter's guess.
+    """
+    folder = data / IRC
+    threads: dict[str, Thread] = {}
+    lines: dict[str, list[str]] = {}
+    for row in (folder / "gold.dev.clusters.txt").read_text(encoding="utf-8").splitlines():
+        stem, _, numbers = row.partition(":")
+        if stem not in lines:
+            lines[stem] = (folder / f"{stem}.raw.txt").read_text(
+                encoding="utf-8", errors="replace").splitlines()
+        day = datetime.strptime(stem.split("_")[0], "%Y-%m-%d").replace(tzinfo=UTC)
+        messages = []
+        for number in sorted(int(n) for n in numbers.split()):
+            match = _IRC_LINE.match(lines[stem][number])
+            if match is None:
+                continue
+            hour, minute, nick, text = match.groups()
+            created = day.replace(hour=int(hour), minute=int(minute))
+            messages.append(Message(text=text, author=nick, author_id=nick, created_at=created,
+                                    ts=f"{stem}:{number}"))
+        if messages:
+            key = f"irc:{stem}:{messages[0].ts.split(':')[1]}"
+            threads[key] = Thread(key, "irc", tuple(messages), "ubuntu")
+    return threads
+
+
+def legacy_threads(data: Path) -> dict[str, Thread]:
+    """The conversations the Slack reader recovers from the unthreaded 2016 export."""
+    from casematch.sources import ReadOptions, ReadReport
+    from casematch.sources.slack_export import _collect, _conversations, _Export, _load_workspace
+    from casematch.sources.slack_threads import to_message, ts_key
+
+    threads: dict[str, Thread] = {}
+    export = _Export(data / LEGACY)
+    try:
+        report = ReadReport()
+        workspace = _load_workspace(export, report)
+        for channel_id, channel_name, _ in workspace.listing:
+            folder = channel_name if export.day_files(channel_name) else channel_id
+            raw = _collect(export, folder, report)
+            standalone = [ts for ts, t in raw.items() if not t.replies and t.root is not None]
+            for thread_ts, thread in _conversations(standalone, raw, workspace, ReadOptions(),
+                                                    report, "unthreaded message"):
+                if thread.root is None:
+                    continue
+                messages = (to_message(thread.root, workspace),
+                            *(to_message(thread.replies[ts], workspace)
+                              for ts in sorted(thread.replies, key=ts_key)))
+                key = f"slack:{channel_id}:{thread_ts}"
+                threads[key] = Thread(key, "legacy", messages, channel_name)
+    finally:
+        export.close()
     return threads
 
 
@@ -201,6 +266,10 @@ def evaluate(labels: list[Label], threads: dict[str, Thread], rule: Rule) -> dic
         thread = threads.get(label.id)
         if thread is None:
             raise SystemExit(f"{LABELS}: {label.id} is not in the data; relabel or fix the id")
+        unknown = label.fix - {m.ts for m in thread.messages}
+        if unknown:
+            raise SystemExit(f"{LABELS}: {label.id}: fix {sorted(unknown)} is no message "
+                             "of the thread; fix the label")
         predicted, chosen = rule(thread)
         for key in (label.source, "overall"):
             scores.setdefault(key, Score()).add(label, thread, predicted, chosen)
@@ -214,7 +283,7 @@ HEADER = ("| rule · source | threads | labelled cases | case precision | case r
 def table(results: dict[str, dict[str, Score]]) -> str:
     lines = [HEADER]
     for rule_name, scores in results.items():
-        for source in ("olake", "disco", "disco-heldout", "overall"):
+        for source in ("olake", "disco", "disco-heldout", "heldout-2", "overall"):
             if source in scores:
                 lines.append(scores[source].row(f"{rule_name} · {source}"))
     return "\n".join(lines)
@@ -231,18 +300,55 @@ def write_section(body: str) -> None:
     RESULTS.write_text(text, encoding="utf-8")
 
 
+def eligible(thread: Thread) -> bool:
+    people = {m.author_id or m.author for m in thread.messages}
+    return 3 <= len(thread.messages) <= 12 and len(people) >= 2
+
+
+def draw_heldout_2(data: Path, labelled: set[str]) -> list[Thread]:
+    """The second held-out set: drawn from sources and conversations not labelled before.
+
+    4 DISCO conversations per file (seed "issue14-heldout-2:<community>-<year>"), 10 Ubuntu
+    IRC conversations (seed "issue14-heldout-2:irc"), both over eligible ids in sorted order
+    not already labelled, and every conversation the reader recovers from legacy-2016.
+    """
+    import random
+
+    drawn: list[Thread] = []
+    by_file: dict[str, list[Thread]] = {}
+    for thread in disco_threads(data).values():
+        if thread.id not in labelled and eligible(thread):
+            by_file.setdefault(thread.channel, []).append(thread)
+    for stem in sorted(by_file):
+        pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
+        drawn += random.Random(f"issue14-heldout-2:{stem}").sample(pool, 4)
+    irc = sorted((t for t in irc_threads(data).values() if eligible(t)), key=lambda t: t.id)
+    drawn += random.Random("issue14-heldout-2:irc").sample(irc, 10)
+    drawn += sorted(legacy_threads(data).values(), key=lambda t: t.id)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument("--draw-heldout-2", action="store_true",
+                        help="print the second held-out set for labelling (no verdicts)")
     args = parser.parse_args(argv)
     if not (args.data / OLAKE).is_dir() or not (args.data / DISCO).is_dir():
         print(f"skipped: {args.data / OLAKE} or {args.data / DISCO} is absent; "
               "see ../shared/data/README.md", file=sys.stderr)
         return 0
     labels = read_labels()
-    threads = {**olake_threads(args.data), **disco_threads(args.data)}
+    if args.draw_heldout_2:
+        for thread in draw_heldout_2(args.data, {label.id for label in labels}):
+            print(f"=== {thread.id}")
+            for message in thread.messages:
+                print(f"  [{message.ts}] {message.author}: {message.text}")
+        return 0
+    threads = {**olake_threads(args.data), **disco_threads(args.data),
+               **irc_threads(args.data), **legacy_threads(args.data)}
     results = {"old": evaluate(labels, threads, old_rule),
                "new": evaluate(labels, threads, new_rule)}
     print(table(results))
