@@ -178,6 +178,12 @@ _RESERVATION = re.compile(r"\b(though|however|but|still|although|yet)\b", re.IGN
 _STILL_ASKING = re.compile(
     r"\b(wonder\w*|hoping|hoped|my question|looking for|need|want|trying to find)\b",
     re.IGNORECASE)
+# A helper saying they repaired it ("Thanks for the report! I've pushed a repair."): the fix,
+# however short, not an acknowledgement.
+_REPAIRED = re.compile(
+    r"\b(pushed|merged|committed|released|deployed|shipped|landed|published)\b[^.!?\n]{0,30}"
+    r"\b(fix|fixes|repair|patch|change)\b|\b(i|we)('ve| have)? (fixed|repaired|patched)\b",
+    re.IGNORECASE)
 _NEGATIVE = re.compile(r"\b(no|not|nope|nah|never|still|neither|nor|without)\b|n't\b",
                        re.IGNORECASE)
 _FAILURE = re.compile(
@@ -192,7 +198,7 @@ _FAILURE = re.compile(
 _SELF_SOLVED = re.compile(
     r"\b(never ?mind|nvm|turns? out|(i|we)('ve| have)? (finally |just |now )?(figured( it)? "
     r"out|found (it|the|a|that|out)|solved|fixed|got it working|managed)|the (issue|problem|"
-    r"cause) was|it was (because|due))\b",
+    r"cause) was|it was (because|due)|found (a|the) (solution|fix|workaround|way|answer))\b",
     re.IGNORECASE,
 )
 _MEETING = re.compile(
@@ -224,7 +230,9 @@ _INFO_REQUEST = re.compile(
     r"(the|which|what|your|if))\b|"
     r"\b(what|which) (version|os|platform|deployment|mode)\b[^.!\n]*\?|"
     r"\bshare (the|your) (full |complete |entire )?(logs?|config|configuration|screenshot|"
-    r"output|error)",
+    r"output|error)|"
+    # "check /var/log/apache2 for logs, then pastebin your config": a step to find the cause.
+    r"\bpastebin\b|\b(check|look at|look in|read) (the |your )?[^.!?\n]{0,30}\blogs?\b",
     re.IGNORECASE,
 )
 _DEFERRAL = re.compile(
@@ -433,7 +441,7 @@ def is_acknowledgement(text: str, rules: ResolutionRules = DEFAULT_RULES) -> boo
     """Thanks, "ok, got it", "perfect, fixed": a reply that reacts and carries no fix."""
     if _CODE.search(text) or _LINK.search(text):
         return False
-    if _SUGGESTION.match(_prose(text).strip()):
+    if _SUGGESTION.match(_prose(text).strip()) or _REPAIRED.search(_prose(text)):
         return False  # an instruction ("Restart the worker and it works") is an answer
     prose = _prose(text).lower()
     for phrase in (*GRATITUDE, *rules.gratitude, *CONFIRMATION, *CLAUSE_FINAL, *rules.phrases):
@@ -710,6 +718,12 @@ def _block(messages: Sequence[Message], index: int, eligible: set[int], asker: s
         block.insert(0, first)
     if author == asker:
         last = index
+        # "found a solution" and then the code, pasted in the next message.
+        if (index + 1 < len(messages) and _who(messages[index + 1]) == asker
+                and len(messages[index].text) < 80 and _features(messages[index + 1].text).code
+                and not _is_question(messages[index + 1].text)):
+            last += 1
+            block.append(last)
         while (last + 1 < len(messages) and _who(messages[last + 1]) == asker
                and _thin(messages[last + 1].text) and len(messages[last + 1].text) < 80
                and not _is_question(messages[last + 1].text)
@@ -747,6 +761,8 @@ def _with_handles(messages: Sequence[Message]) -> list[Message]:
             escaped = re.escape(form)
             text = re.sub(rf"<@{escaped}(\|[^>]*)?>|@{escaped}(?![\w.-])", f"@{handle}", text,
                           flags=re.IGNORECASE)
+            # Chat and IRC address people by a leading "name:" ("dopey: in universe").
+            text = re.sub(rf"^{escaped}(?=[:,]\s)", f"@{handle}", text, flags=re.IGNORECASE)
         out.append(replace(message, text=text, author=handles[_who(message)]))
     return out
 
@@ -769,6 +785,11 @@ def resolve_thread(
     wanted = set(rules.reactions)
 
     rejected = {i: _rejection(messages[i], messages[0], rules) for i in range(1, len(messages))}
+    for i, why in rejected.items():
+        if why is None and _already_done(messages, i):
+            rejected[i] = "a suggestion the asker had already tried"
+        elif why is None and _side_exchange(messages, i):
+            rejected[i] = "answers someone else's remark to them, not the asker"
     eligible = {i for i, why in rejected.items() if why is None}
 
     signals, superseded = _signals(messages, eligible, rules)
@@ -840,6 +861,37 @@ def resolve_thread(
         signals=tuple(s.text for s in valid),
         kind=kind,
     )
+
+
+# "yes I restarted", "already did": done before. "Yes sure" agrees to try it now.
+def _side_exchange(messages: Sequence[Message], at: int) -> bool:
+    """True when `at` (and the same person's messages just before it) reply to a message
+    addressed to them by someone else: "dopey: in universe" / dopey: "that makes more sense".
+    """
+    author = messages[at].author
+    if _LEADING_MENTION.match(messages[at].text):
+        return False  # it names whom it answers; _addressed_elsewhere judges that
+    k = at
+    while k > 1 and messages[k - 1].author == author:
+        k -= 1
+    before = messages[k - 1]
+    match = _LEADING_MENTION.match(before.text)
+    return (k > 1 and before.author != messages[0].author and match is not None
+            and match.group(1).lstrip("<@").rstrip(">").split("|")[0] == author)
+
+
+_ALREADY = re.compile(r"^\W*((yes|yeah|yep|yup)\W+((i|we)\s+)?(did|have|had|already|tried|"
+                      r"\w+ed)\b|already|i did|i have|i've|i tried|tried that|did that|"
+                      r"done that)\b", re.IGNORECASE)
+
+
+def _already_done(messages: Sequence[Message], at: int) -> bool:
+    """A suggestion asked as a question ("did you restart apache?") the asker says they did."""
+    if not _is_question(messages[at].text):
+        return False
+    asker = _who(messages[0])
+    reply = next((m for m in messages[at + 1:] if _who(m) == asker), None)
+    return reply is not None and bool(_ALREADY.match(_prose(reply.text)))
 
 
 def _reservation(text: str) -> bool:

@@ -108,3 +108,72 @@ def test_a_short_command_after_a_diagnosis_stays_the_target() -> None:
     ))
     assert result.is_case
     assert result.fix[-1] == 2
+
+
+def test_found_a_solution_then_the_pasted_code_is_the_askers_fix() -> None:
+    code = "```\n(def ^{:arglists '(^double [])} f (fn ^double [] 1.0))\n```"
+    result = resolve_thread(thread(
+        (ASKER, "is there any way to add a return type hint to a function made with `fn`?"),
+        (ALICE, "Did you know you can put a pre/post map in meta? `(fn ^{:pre [x]} [i] i)`"),
+        (ASKER, "ok... found a solution"),
+        (ASKER, code),
+    ))
+    assert (result.is_case, result.fix) == (True, (2, 3))
+
+
+def test_a_maintainer_saying_they_pushed_a_repair_is_the_fix() -> None:
+    result = resolve_thread(thread(
+        (ASKER, "The nightly build crashes with `invalid memory reference` in the test suite"),
+        (ALICE, "Thanks for the report! I've pushed a repair."),
+        (ASKER, "Thanks for the very quick fix!"),
+    ))
+    assert (result.is_case, result.fix) == (True, (1,))
+
+
+def test_asking_to_check_the_logs_is_no_fix_even_when_it_led_to_one() -> None:
+    result = resolve_thread(thread(
+        (ASKER, "After enabling the virtual host every page gives 403 Forbidden"),
+        (ALICE, "Did you restart apache after the changes?"),
+        (ASKER, "yes I restarted, still 403"),
+        (BOB, "check /var/log/apache2 for logs. If nothing stands out, pastebin your config"),
+        (ASKER, "cool thanks for being helpful"),
+        (ASKER, "sweet I got it working now"),
+    ))
+    assert rejected(result.candidates, 1) == "a suggestion the asker had already tried"
+    assert rejected(result.candidates, 3) == "asks for information"
+    assert not result.is_case
+
+
+def test_a_suggestion_asked_as_a_question_is_the_fix_when_the_asker_had_not_tried_it() -> None:
+    result = resolve_thread(thread(
+        (ASKER, "After enabling the virtual host every page gives 403 Forbidden"),
+        (ALICE, "Did you restart apache after the changes?"),
+        (ASKER, "oh no, restarting it fixed it, thanks!"),
+    ))
+    assert (result.is_case, result.fix) == (True, (1,))
+
+
+def test_a_reply_addressed_by_a_leading_name_answers_that_person() -> None:
+    # IRC and plain chat address people as "name: ..."; an answer to someone else is no fix.
+    result = resolve_thread(thread(
+        (ASKER, "the fonts in my gnome apps look gross since I switched to fluxbox"),
+        (ALICE, "fluxbox is in ubuntu?"),
+        (BOB, "Alice: it is in universe, of course, use `apt install fluxbox`"),
+        (ALICE, "that makes more sense, I thought universe was unsupported"),
+        (ASKER, "woo fluxbox is working perfect"),
+    ))
+    assert rejected(result.candidates, 2) == "addressed to someone other than the asker"
+    # Alice answers Bob's remark to her; the asker's joy explains nothing in the thread.
+    assert rejected(result.candidates, 3) == "answers someone else's remark to them, not the asker"
+    assert not result.is_case
+
+
+def test_the_asker_agreeing_to_try_a_question_suggestion_keeps_it() -> None:
+    retry = "@Dana can you retry one more time?"
+    result = resolve_thread(thread(
+        (ASKER, "Applying the table maintenance fails with `terminal session does not exist`"),
+        (ALICE, retry),
+        (ASKER, "Yes sure"),
+        (ASKER, "After a few retries it was able to apply the changes, thanks"),
+    ))
+    assert rejected(result.candidates, 1) is None
