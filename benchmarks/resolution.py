@@ -364,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
 
 NOTES = """\
 Hand labels (benchmarks/labels/README.md has the definition): every OLake thread with
-replies (37; `help` is the support channel), 70 DISCO conversations drawn at random, and 25
-more DISCO conversations held out. "old" is the pre-change rule
-(benchmarks/resolution_baseline.py), "new" is `casematch.resolution.resolve_thread`.
+replies (37; `help` is the support channel), 70 DISCO conversations drawn at random, 25 more
+DISCO conversations held out (`disco-heldout`), and a second held-out set (`heldout-2`, 36
+threads: 20 DISCO conversations, 10 Ubuntu IRC support conversations as people disentangled
+them, and the 6 conversations the reader recovers from the unthreaded legacy-2016 export).
+"old" is the pre-change rule (benchmarks/resolution_baseline.py), "new" is
+`casematch.resolution.resolve_thread`.
 
 - case precision: labelled cases among the threads the rule calls resolved cases;
   case recall: the reverse.
@@ -374,17 +377,39 @@ more DISCO conversations held out. "old" is the pre-change rule
   whose chosen fix messages are non-empty and all in the labelled fix set; fix overlap: at
   least one chosen message is in it. shown right: labelled cases shown as cases with a
   fix-accurate choice, over all labelled cases (what a user sees end to end).
-- The new rule was written while reading its misses on `olake` and `disco`, so those rows
-  are development figures and flatter it. `disco-heldout` was labelled after the rule was
-  finished and the rule was not changed after seeing it: that row is the honest estimate,
-  on only 25 threads (9 cases), and it is clearly lower. Its misses are mostly DISCO's
-  automatic disentanglement mixing two conversations (thanks that answer another person,
-  an asker's "the problem was..." about another problem) and chatter lines taken as part of
-  the answer block; real Slack threads do not mix conversations that way, but they will
-  have failure modes this set does not show. One change was made after the held-out run,
-  prompted by an existing reader test, not by the held-out misses: a short instruction
-  ("Restart the spooler") is no longer rejected as too short. No figure moved.
-- Pure text rules, no model: the whole run takes about 3 s (2-core shared EPYC, loaded).
+
+**Targets (case precision >= 0.95, fix accuracy >= 0.9).** Fix accuracy is met overall
+(1.00) and on both held-out sets. Case precision is **not** met: 0.94 overall (47/50), and
+the honest out-of-sample figure is far lower (next point). Every row above is now tuned on:
+the rule was changed after reading the misses of `olake`, `disco`, `disco-heldout` and, last,
+`heldout-2`.
+
+**The out-of-sample estimate is the first look at `heldout-2`:** case precision **0.50
+(3/6)**, case recall 0.43 (3/7), fix accuracy 1.00 (3/3), shown right 0.43 (3/7). Its 36
+threads were labelled in full (labels committed) before the rule was ever run on them; that
+run used the rule as it stood after the `disco-heldout` misses had been worked on (overall
+then: precision 0.90 (46/51), fix accuracy 0.98 (45/46)). Only 7 of the 36 are cases, so the
+figure is rough, but it says the rule calls too much a case on sources it has not seen:
+its three false cases were an IRC asker's "woo fluxbox is working perfect" after other
+people's side chat, an IRC asker who got it working after being told to check the logs
+(never says how), and a spam report to admins (labelled not a case; borderline). The rule
+was then changed for the first two (a leading "name:" addresses a person, a reply in a side
+exchange is not an answer, "check the logs"/"pastebin" asks for information, a suggestion
+the asker says they had already tried is not the fix) and for two missed cases ("found a
+solution" followed by the code; a maintainer's "I've pushed a repair"), each with a test
+thread of its own; the `heldout-2` row above is after those changes and flatters the rule.
+
+- The false cases left: `disco:elmlang-2019:1202` (the asker's "thx" follows a reply about
+  another topic: DISCO's automatic disentanglement merged two conversations),
+  `disco:racket-2017:400` (a chatty root; the asker's "You're totally right! Thanks." answers a
+  side question) and `disco:racket-2017:10` (the spam report). No text rule here tells an
+  off-topic reply from an answer; a similarity check between problem and answer was tried on
+  the labels and rejected (11 true cases share no content word with their fix).
+- Recall costs of precision: a root that asks nothing ("Had a chance to listen to this
+  podcast") was tried as a non-case rule and dropped, because real problem reports are often
+  terse statements ("Kafka consumer lag keeps growing.") with no question or problem word.
+- Pure text rules, no model: the whole run takes a few seconds (2-core shared EPYC with
+  AVX512-BF16, loaded).
 """
 
 
