@@ -47,6 +47,8 @@ SECTION = "## Which message is the fix (issue 14)"
 COMMAND = "python benchmarks/resolution.py --write"
 OLAKE = Path("slack-export") / "olake"
 DISCO = Path("swarms") / "disco"
+IRC = Path("irc") / "ubuntu-dev"
+LEGACY = Path("slack-export") / "legacy-2016" / "extracted"
 
 
 # ---- real threads -------------------------------------------------------------------------
@@ -60,16 +62,40 @@ class Thread:
     channel: str = ""
 
 
-def olake_threads(data: Path) -> dict[str, Thread]:
-    """Every OLake thread with replies, as casematch's Slack export reader builds it."""
-    from casematch import read_source
-    from casematch.sources import ReadOptions
+def slack_export_threads(path: Path, source: str) -> dict[str, Thread]:
+    """Every thread with replies in a Slack export, as casematch's reader gathers it.
 
-    threads = {}
-    for case in read_source(data / OLAKE, options=ReadOptions()):
-        if len(case.messages) > 1:
-            threads[case.id] = Thread(case.id, "olake", case.messages, case.channel)
+    Built from the reader's own pieces rather than `read_source`, because the reader now
+    passes over threads it judges not to be cases, and those are exactly the threads whose
+    labels the case-precision figure needs.
+    """
+    from casematch.sources import ReadReport
+    from casematch.sources.slack_export import _collect, _Export, _load_workspace
+    from casematch.sources.slack_threads import to_message, ts_key
+
+    threads: dict[str, Thread] = {}
+    export = _Export(path)
+    try:
+        report = ReadReport()
+        workspace = _load_workspace(export, report)
+        for channel_id, channel_name, _ in workspace.listing:
+            folder = channel_name if export.day_files(channel_name) else channel_id
+            for thread_ts, raw in _collect(export, folder, report).items():
+                if raw.root is None or not raw.replies:
+                    continue
+                messages = (to_message(raw.root, workspace),
+                            *(to_message(raw.replies[ts], workspace)
+                              for ts in sorted(raw.replies, key=ts_key)))
+                key = f"slack:{channel_id}:{thread_ts}"
+                threads[key] = Thread(key, source, messages, channel_name)
+    finally:
+        export.close()
     return threads
+
+
+def olake_threads(data: Path) -> dict[str, Thread]:
+    """Every OLake thread with replies."""
+    return slack_export_threads(data / OLAKE, "olake")
 
 
 _MENTION = re.compile(r"<@([^>|]+)(?:\|[^>]*)?>")
@@ -95,6 +121,69 @@ def disco_threads(data: Path) -> dict[str, Thread]:
         for conversation, messages in grouped.items():
             key = f"disco:{stem}:{conversation}"
             threads[key] = Thread(key, "disco", tuple(messages), stem)
+    return threads
+
+
+_IRC_LINE = re.compile(r"^\[(\d\d):(\d\d)\] <([^>]+)> (.*)$")
+
+
+def irc_threads(data: Path) -> dict[str, Thread]:
+    """Ubuntu IRC support conversations, as people disentangled them (gold clusters).
+
+    Ids are `irc:<file>:<first line>`; a message's ts is `<file>:<line>` (0-based line of
+    the raw log). Joins, parts and other server lines are not messages. A conversation is
+    taken as it was annotated, so the threads are real ones, not a splitter's guess.
+    """
+    folder = data / IRC
+    threads: dict[str, Thread] = {}
+    lines: dict[str, list[str]] = {}
+    for row in (folder / "gold.dev.clusters.txt").read_text(encoding="utf-8").splitlines():
+        stem, _, numbers = row.partition(":")
+        if stem not in lines:
+            lines[stem] = (folder / f"{stem}.raw.txt").read_text(
+                encoding="utf-8", errors="replace").splitlines()
+        day = datetime.strptime(stem.split("_")[0], "%Y-%m-%d").replace(tzinfo=UTC)
+        messages = []
+        for number in sorted(int(n) for n in numbers.split()):
+            match = _IRC_LINE.match(lines[stem][number])
+            if match is None:
+                continue
+            hour, minute, nick, text = match.groups()
+            created = day.replace(hour=int(hour), minute=int(minute))
+            messages.append(Message(text=text, author=nick, author_id=nick, created_at=created,
+                                    ts=f"{stem}:{number}"))
+        if messages:
+            key = f"irc:{stem}:{messages[0].ts.split(':')[1]}"
+            threads[key] = Thread(key, "irc", tuple(messages), "ubuntu")
+    return threads
+
+
+def legacy_threads(data: Path) -> dict[str, Thread]:
+    """The conversations the Slack reader recovers from the unthreaded 2016 export."""
+    from casematch.sources import ReadOptions, ReadReport
+    from casematch.sources.slack_export import _collect, _conversations, _Export, _load_workspace
+    from casematch.sources.slack_threads import to_message, ts_key
+
+    threads: dict[str, Thread] = {}
+    export = _Export(data / LEGACY)
+    try:
+        report = ReadReport()
+        workspace = _load_workspace(export, report)
+        for channel_id, channel_name, _ in workspace.listing:
+            folder = channel_name if export.day_files(channel_name) else channel_id
+            raw = _collect(export, folder, report)
+            standalone = [ts for ts, t in raw.items() if not t.replies and t.root is not None]
+            for thread_ts, thread in _conversations(standalone, raw, workspace, ReadOptions(),
+                                                    report, "unthreaded message"):
+                if thread.root is None:
+                    continue
+                messages = (to_message(thread.root, workspace),
+                            *(to_message(thread.replies[ts], workspace)
+                              for ts in sorted(thread.replies, key=ts_key)))
+                key = f"slack:{channel_id}:{thread_ts}"
+                threads[key] = Thread(key, "legacy", messages, channel_name)
+    finally:
+        export.close()
     return threads
 
 
@@ -177,6 +266,10 @@ def evaluate(labels: list[Label], threads: dict[str, Thread], rule: Rule) -> dic
         thread = threads.get(label.id)
         if thread is None:
             raise SystemExit(f"{LABELS}: {label.id} is not in the data; relabel or fix the id")
+        unknown = label.fix - {m.ts for m in thread.messages}
+        if unknown:
+            raise SystemExit(f"{LABELS}: {label.id}: fix {sorted(unknown)} is no message "
+                             "of the thread; fix the label")
         predicted, chosen = rule(thread)
         for key in (label.source, "overall"):
             scores.setdefault(key, Score()).add(label, thread, predicted, chosen)
@@ -190,7 +283,7 @@ HEADER = ("| rule · source | threads | labelled cases | case precision | case r
 def table(results: dict[str, dict[str, Score]]) -> str:
     lines = [HEADER]
     for rule_name, scores in results.items():
-        for source in ("olake", "disco", "disco-heldout", "overall"):
+        for source in ("olake", "disco", "disco-heldout", "heldout-2", "overall"):
             if source in scores:
                 lines.append(scores[source].row(f"{rule_name} · {source}"))
     return "\n".join(lines)
@@ -207,18 +300,55 @@ def write_section(body: str) -> None:
     RESULTS.write_text(text, encoding="utf-8")
 
 
+def eligible(thread: Thread) -> bool:
+    people = {m.author_id or m.author for m in thread.messages}
+    return 3 <= len(thread.messages) <= 12 and len(people) >= 2
+
+
+def draw_heldout_2(data: Path, labelled: set[str]) -> list[Thread]:
+    """The second held-out set: drawn from sources and conversations not labelled before.
+
+    4 DISCO conversations per file (seed "issue14-heldout-2:<community>-<year>"), 10 Ubuntu
+    IRC conversations (seed "issue14-heldout-2:irc"), both over eligible ids in sorted order
+    not already labelled, and every conversation the reader recovers from legacy-2016.
+    """
+    import random
+
+    drawn: list[Thread] = []
+    by_file: dict[str, list[Thread]] = {}
+    for thread in disco_threads(data).values():
+        if thread.id not in labelled and eligible(thread):
+            by_file.setdefault(thread.channel, []).append(thread)
+    for stem in sorted(by_file):
+        pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
+        drawn += random.Random(f"issue14-heldout-2:{stem}").sample(pool, 4)
+    irc = sorted((t for t in irc_threads(data).values() if eligible(t)), key=lambda t: t.id)
+    drawn += random.Random("issue14-heldout-2:irc").sample(irc, 10)
+    drawn += sorted(legacy_threads(data).values(), key=lambda t: t.id)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--show-misses", action="store_true")
+    parser.add_argument("--draw-heldout-2", action="store_true",
+                        help="print the second held-out set for labelling (no verdicts)")
     args = parser.parse_args(argv)
     if not (args.data / OLAKE).is_dir() or not (args.data / DISCO).is_dir():
         print(f"skipped: {args.data / OLAKE} or {args.data / DISCO} is absent; "
               "see ../shared/data/README.md", file=sys.stderr)
         return 0
     labels = read_labels()
-    threads = {**olake_threads(args.data), **disco_threads(args.data)}
+    if args.draw_heldout_2:
+        for thread in draw_heldout_2(args.data, {label.id for label in labels}):
+            print(f"=== {thread.id}")
+            for message in thread.messages:
+                print(f"  [{message.ts}] {message.author}: {message.text}")
+        return 0
+    threads = {**olake_threads(args.data), **disco_threads(args.data),
+               **irc_threads(args.data), **legacy_threads(args.data)}
     results = {"old": evaluate(labels, threads, old_rule),
                "new": evaluate(labels, threads, new_rule)}
     print(table(results))
@@ -234,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
 
 NOTES = """\
 Hand labels (benchmarks/labels/README.md has the definition): every OLake thread with
-replies (37; `help` is the support channel), 70 DISCO conversations drawn at random, and 25
-more DISCO conversations held out. "old" is the pre-change rule
-(benchmarks/resolution_baseline.py), "new" is `casematch.resolution.resolve_thread`.
+replies (37; `help` is the support channel), 70 DISCO conversations drawn at random, 25 more
+DISCO conversations held out (`disco-heldout`), and a second held-out set (`heldout-2`, 36
+threads: 20 DISCO conversations, 10 Ubuntu IRC support conversations as people disentangled
+them, and the 6 conversations the reader recovers from the unthreaded legacy-2016 export).
+"old" is the pre-change rule (benchmarks/resolution_baseline.py), "new" is
+`casematch.resolution.resolve_thread`.
 
 - case precision: labelled cases among the threads the rule calls resolved cases;
   case recall: the reverse.
@@ -244,17 +377,39 @@ more DISCO conversations held out. "old" is the pre-change rule
   whose chosen fix messages are non-empty and all in the labelled fix set; fix overlap: at
   least one chosen message is in it. shown right: labelled cases shown as cases with a
   fix-accurate choice, over all labelled cases (what a user sees end to end).
-- The new rule was written while reading its misses on `olake` and `disco`, so those rows
-  are development figures and flatter it. `disco-heldout` was labelled after the rule was
-  finished and the rule was not changed after seeing it: that row is the honest estimate,
-  on only 25 threads (9 cases), and it is clearly lower. Its misses are mostly DISCO's
-  automatic disentanglement mixing two conversations (thanks that answer another person,
-  an asker's "the problem was..." about another problem) and chatter lines taken as part of
-  the answer block; real Slack threads do not mix conversations that way, but they will
-  have failure modes this set does not show. One change was made after the held-out run,
-  prompted by an existing reader test, not by the held-out misses: a short instruction
-  ("Restart the spooler") is no longer rejected as too short. No figure moved.
-- Pure text rules, no model: the whole run takes about 3 s (2-core shared EPYC, loaded).
+
+**Targets (case precision >= 0.95, fix accuracy >= 0.9).** Fix accuracy is met overall
+(1.00) and on both held-out sets. Case precision is **not** met: 0.94 overall (47/50), and
+the honest out-of-sample figure is far lower (next point). Every row above is now tuned on:
+the rule was changed after reading the misses of `olake`, `disco`, `disco-heldout` and, last,
+`heldout-2`.
+
+**The out-of-sample estimate is the first look at `heldout-2`:** case precision **0.50
+(3/6)**, case recall 0.43 (3/7), fix accuracy 1.00 (3/3), shown right 0.43 (3/7). Its 36
+threads were labelled in full (labels committed) before the rule was ever run on them; that
+run used the rule as it stood after the `disco-heldout` misses had been worked on (overall
+then: precision 0.90 (46/51), fix accuracy 0.98 (45/46)). Only 7 of the 36 are cases, so the
+figure is rough, but it says the rule calls too much a case on sources it has not seen:
+its three false cases were an IRC asker's "woo fluxbox is working perfect" after other
+people's side chat, an IRC asker who got it working after being told to check the logs
+(never says how), and a spam report to admins (labelled not a case; borderline). The rule
+was then changed for the first two (a leading "name:" addresses a person, a reply in a side
+exchange is not an answer, "check the logs"/"pastebin" asks for information, a suggestion
+the asker says they had already tried is not the fix) and for two missed cases ("found a
+solution" followed by the code; a maintainer's "I've pushed a repair"), each with a test
+thread of its own; the `heldout-2` row above is after those changes and flatters the rule.
+
+- The false cases left: `disco:elmlang-2019:1202` (the asker's "thx" follows a reply about
+  another topic: DISCO's automatic disentanglement merged two conversations),
+  `disco:racket-2017:400` (a chatty root; the asker's "You're totally right! Thanks." answers a
+  side question) and `disco:racket-2017:10` (the spam report). No text rule here tells an
+  off-topic reply from an answer; a similarity check between problem and answer was tried on
+  the labels and rejected (11 true cases share no content word with their fix).
+- Recall costs of precision: a root that asks nothing ("Had a chance to listen to this
+  podcast") was tried as a non-case rule and dropped, because real problem reports are often
+  terse statements ("Kafka consumer lag keeps growing.") with no question or problem word.
+- Pure text rules, no model: the whole run takes a few seconds (2-core shared EPYC with
+  AVX512-BF16, loaded).
 """
 
 

@@ -172,6 +172,18 @@ _POSITIVE_ACK = re.compile(
     r"mantap|beleza|genial|super|wow)\b",
     re.IGNORECASE,
 )
+# After thanks, a sentence that turns back to the question ("To be clear though, I'm
+# wondering if there are docs on this", "Thanks, but why does it...?") keeps it open.
+_RESERVATION = re.compile(r"\b(though|however|but|still|although|yet)\b", re.IGNORECASE)
+_STILL_ASKING = re.compile(
+    r"\b(wonder\w*|hoping|hoped|my question|looking for|need|want|trying to find)\b",
+    re.IGNORECASE)
+# A helper saying they repaired it ("Thanks for the report! I've pushed a repair."): the fix,
+# however short, not an acknowledgement.
+_REPAIRED = re.compile(
+    r"\b(pushed|merged|committed|released|deployed|shipped|landed|published)\b[^.!?\n]{0,30}"
+    r"\b(fix|fixes|repair|patch|change)\b|\b(i|we)('ve| have)? (fixed|repaired|patched)\b",
+    re.IGNORECASE)
 _NEGATIVE = re.compile(r"\b(no|not|nope|nah|never|still|neither|nor|without)\b|n't\b",
                        re.IGNORECASE)
 _FAILURE = re.compile(
@@ -186,7 +198,7 @@ _FAILURE = re.compile(
 _SELF_SOLVED = re.compile(
     r"\b(never ?mind|nvm|turns? out|(i|we)('ve| have)? (finally |just |now )?(figured( it)? "
     r"out|found (it|the|a|that|out)|solved|fixed|got it working|managed)|the (issue|problem|"
-    r"cause) was|it was (because|due))\b",
+    r"cause) was|it was (because|due)|found (a|the) (solution|fix|workaround|way|answer))\b",
     re.IGNORECASE,
 )
 _MEETING = re.compile(
@@ -202,6 +214,15 @@ _ME_TOO = re.compile(
     r"bump|any updates?|any news)\W*$",
     re.IGNORECASE,
 )
+# "+1 for `raco setup --clean`", "same here, on 2.3": agreeing with someone else's words.
+_AGREEMENT = re.compile(r"^\W*(\+1|same here|me too)(?![\w])", re.IGNORECASE)
+# A reply that ends by asking everyone for help has a question of its own ("I just uploaded
+# my first package ... Does anyone have a suggestion?"); it answers nobody.
+_ASKS_THE_ROOM = re.compile(
+    r"\b(does|do|can|could|would|has|have|is) (anyone|anybody|someone|somebody|any ?one)\b|"
+    r"^\W*(anyone|anybody|someone|somebody)\b|\bany (ideas|suggestions|thoughts|advice|"
+    r"pointers|hints)\b",
+    re.IGNORECASE)
 _INFO_REQUEST = re.compile(
     r"\b(can|could|would|will) (you|u)\b[^.?!\n]{0,40}\b(share|send|provide|post|paste|attach|"
     r"upload|show us|tell us|tell me|confirm|dm)\b|"
@@ -209,7 +230,9 @@ _INFO_REQUEST = re.compile(
     r"(the|which|what|your|if))\b|"
     r"\b(what|which) (version|os|platform|deployment|mode)\b[^.!\n]*\?|"
     r"\bshare (the|your) (full |complete |entire )?(logs?|config|configuration|screenshot|"
-    r"output|error)",
+    r"output|error)|"
+    # "check /var/log/apache2 for logs, then pastebin your config": a step to find the cause.
+    r"\bpastebin\b|\b(check|look at|look in|read) (the |your )?[^.!?\n]{0,30}\blogs?\b",
     re.IGNORECASE,
 )
 _DEFERRAL = re.compile(
@@ -418,7 +441,7 @@ def is_acknowledgement(text: str, rules: ResolutionRules = DEFAULT_RULES) -> boo
     """Thanks, "ok, got it", "perfect, fixed": a reply that reacts and carries no fix."""
     if _CODE.search(text) or _LINK.search(text):
         return False
-    if _SUGGESTION.match(_prose(text).strip()):
+    if _SUGGESTION.match(_prose(text).strip()) or _REPAIRED.search(_prose(text)):
         return False  # an instruction ("Restart the worker and it works") is an answer
     prose = _prose(text).lower()
     for phrase in (*GRATITUDE, *rules.gratitude, *CONFIRMATION, *CLAUSE_FINAL, *rules.phrases):
@@ -515,7 +538,7 @@ def _rejection(message: Message, root: Message, rules: ResolutionRules) -> str |
         return "emoji or mention only" if text else "no text"
     if _MEETING.search(text):
         return "meeting or call arrangement"
-    if _ME_TOO.match(prose):
+    if _ME_TOO.match(prose) or (_AGREEMENT.match(prose) and len(prose) < 80):
         return "+1 / same here / joined"
     if is_acknowledgement(text, rules):
         return "thanks or acknowledgement"
@@ -527,6 +550,9 @@ def _rejection(message: Message, root: Message, rules: ResolutionRules) -> str |
         return "asks for information"
     if _is_question(text) and not _suggests(text):
         return "a question"
+    sentences = _sentences(prose)
+    if sentences and sentences[-1].endswith("?") and _ASKS_THE_ROOM.search(sentences[-1]):
+        return "asks everyone a question of its own"
     if _DEFERRAL.search(text) and not (features.code or features.steps) and len(prose) < 300:
         return "a promise to look into it, not an answer"
     if _who(message) == asker:
@@ -664,7 +690,16 @@ def _pointer(
                    and not words & {w.lower() for w in _WORD.findall(messages[0].text)}]
         if len(quoting) == 1:
             return quoting[0], "quotes it"
-    return before[0], "follows it"
+    # Remarks the same person adds after their answer ("I'm good at googling") are not what
+    # the thanks is for: it acknowledges the answer they follow.
+    target = before[0]
+    k = target
+    while (_chatter(messages[k].text) and k - 1 > 0
+           and _who(messages[k - 1]) == _who(messages[target])):
+        k -= 1
+    if k != target and k in eligible and not _chatter(messages[k].text):
+        return k, "follows it, after the same person's remarks"
+    return target, "follows it"
 
 
 def _block(messages: Sequence[Message], index: int, eligible: set[int], asker: str) -> list[int]:
@@ -683,6 +718,12 @@ def _block(messages: Sequence[Message], index: int, eligible: set[int], asker: s
         block.insert(0, first)
     if author == asker:
         last = index
+        # "found a solution" and then the code, pasted in the next message.
+        if (index + 1 < len(messages) and _who(messages[index + 1]) == asker
+                and len(messages[index].text) < 80 and _features(messages[index + 1].text).code
+                and not _is_question(messages[index + 1].text)):
+            last += 1
+            block.append(last)
         while (last + 1 < len(messages) and _who(messages[last + 1]) == asker
                and _thin(messages[last + 1].text) and len(messages[last + 1].text) < 80
                and not _is_question(messages[last + 1].text)
@@ -720,6 +761,8 @@ def _with_handles(messages: Sequence[Message]) -> list[Message]:
             escaped = re.escape(form)
             text = re.sub(rf"<@{escaped}(\|[^>]*)?>|@{escaped}(?![\w.-])", f"@{handle}", text,
                           flags=re.IGNORECASE)
+            # Chat and IRC address people by a leading "name:" ("dopey: in universe").
+            text = re.sub(rf"^{escaped}(?=[:,]\s)", f"@{handle}", text, flags=re.IGNORECASE)
         out.append(replace(message, text=text, author=handles[_who(message)]))
     return out
 
@@ -742,6 +785,11 @@ def resolve_thread(
     wanted = set(rules.reactions)
 
     rejected = {i: _rejection(messages[i], messages[0], rules) for i in range(1, len(messages))}
+    for i, why in rejected.items():
+        if why is None and _already_done(messages, i):
+            rejected[i] = "a suggestion the asker had already tried"
+        elif why is None and _side_exchange(messages, i):
+            rejected[i] = "answers someone else's remark to them, not the asker"
     eligible = {i for i, why in rejected.items() if why is None}
 
     signals, superseded = _signals(messages, eligible, rules)
@@ -815,6 +863,72 @@ def resolve_thread(
     )
 
 
+# "yes I restarted", "already did": done before. "Yes sure" agrees to try it now.
+def _side_exchange(messages: Sequence[Message], at: int) -> bool:
+    """True when `at` (and the same person's messages just before it) reply to a message
+    addressed to them by someone else: "dopey: in universe" / dopey: "that makes more sense".
+    """
+    author = messages[at].author
+    if _LEADING_MENTION.match(messages[at].text):
+        return False  # it names whom it answers; _addressed_elsewhere judges that
+    k = at
+    while k > 1 and messages[k - 1].author == author:
+        k -= 1
+    before = messages[k - 1]
+    match = _LEADING_MENTION.match(before.text)
+    return (k > 1 and before.author != messages[0].author and match is not None
+            and match.group(1).lstrip("<@").rstrip(">").split("|")[0] == author)
+
+
+_ALREADY = re.compile(r"^\W*((yes|yeah|yep|yup)\W+((i|we)\s+)?(did|have|had|already|tried|"
+                      r"\w+ed)\b|already|i did|i have|i've|i tried|tried that|did that|"
+                      r"done that)\b", re.IGNORECASE)
+
+
+def _already_done(messages: Sequence[Message], at: int) -> bool:
+    """A suggestion asked as a question ("did you restart apache?") the asker says they did."""
+    if not _is_question(messages[at].text):
+        return False
+    asker = _who(messages[0])
+    reply = next((m for m in messages[at + 1:] if _who(m) == asker), None)
+    return reply is not None and bool(_ALREADY.match(_prose(reply.text)))
+
+
+def _reservation(text: str) -> bool:
+    """Thanks that turns back to the question: "Thanks. To be clear though, I'm wondering..."."""
+    return any(_RESERVATION.search(s) and (s.endswith("?") or _STILL_ASKING.search(s))
+               for s in _sentences(_prose(text)))
+
+
+_CHECK_IN = re.compile(r"\b(work|works|worked|working|help|helps|helped|fix|fixes|fixed|solve|"
+                       r"solves|solved|better|sense|clear|ok|okay)\b", re.IGNORECASE)
+
+
+def _acknowledges_an_answer(messages: Sequence[Message], at: int, eligible: set[int]) -> bool:
+    """True when a bare "ok"/"yes" at `at` accepts the answer of the person just before it.
+
+    That person's last run of replies must hold an answer, and any question in it must be a
+    check-in ("Does that fix it?"): after "Is this stable?" or "can we have a call?" the
+    "yes" agrees to something else.
+    """
+    author = _who(messages[at - 1])
+    run: list[int] = []
+    k = at - 1
+    while k > 0 and _who(messages[k]) == author:
+        run.append(k)
+        k -= 1
+    asked = [s for k in run for s in _sentences(_prose(messages[k].text)) if s.endswith("?")]
+    return (bool(eligible.intersection(run)) and (at - 1 in eligible or bool(asked))
+            and all(_CHECK_IN.search(s) for s in asked))
+
+
+def _chatter(text: str) -> bool:
+    """A short remark with nothing of a fix in it ("I think I've used it in the past")."""
+    prose = _prose(text).strip()
+    return (_thin(text) and not _FIX_WORDS.search(prose) and not _SUGGESTION.match(prose)
+            and not _VERSION.search(prose))
+
+
 def _signals(
     messages: Sequence[Message], eligible: set[int], rules: ResolutionRules
 ) -> tuple[list[_Signal], set[_Signal]]:
@@ -853,9 +967,9 @@ def _signals(
         # a call?" or "can you share the logs?" it agrees to something else.
         prose = _prose(text)
         thanks = from_asker and not asking and not _FAILURE.search(prose) and (
-            says_thanks(text, rules)
-            or (is_acknowledgement(text, rules) and i - 1 in eligible
-                and not _NEGATIVE.search(prose))
+            (says_thanks(text, rules) and not _reservation(text))
+            or (is_acknowledgement(text, rules) and not _NEGATIVE.search(prose)
+                and _acknowledges_an_answer(messages, i, eligible))
             or (i >= window_start and has_closing_phrase(prose, rules.phrases)))
         if not (reacted or thanks):
             continue
