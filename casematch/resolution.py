@@ -738,6 +738,9 @@ def _thin(text: str) -> bool:
     return not (features.code or features.link or features.steps) and len(text.strip()) < 160
 
 
+_ADDRESS_END = re.compile(r"[:,]\s")
+
+
 def _with_handles(messages: Sequence[Message]) -> list[Message]:
     """The thread with each participant's @-mentions and name replaced by a handle "p<n>".
 
@@ -747,22 +750,36 @@ def _with_handles(messages: Sequence[Message]) -> list[Message]:
     handles: dict[str, str] = {}
     for message in messages:
         handles.setdefault(_who(message), f"p{len(handles)}")
-    forms: list[tuple[str, str]] = []
+    forms: dict[str, str] = {}
     for message in messages:
         handle = handles[_who(message)]
         for form in (message.author, message.author_id):
             if form and len(form) > 1:
-                forms.append((form, handle))
-    forms.sort(key=lambda pair: -len(pair[0]))
+                forms.setdefault(form.lower(), handle)
+    if not forms:
+        return [replace(message, author=handles[_who(message)]) for message in messages]
+    # Longest name first, so "Anh Nguyen" wins over "Anh". One pattern per thread, and only
+    # when a message mentions someone: a pattern per name and message had made regex
+    # compilation most of a Slack import's time.
+    longest_first = sorted(forms, key=len, reverse=True)
+    mention: re.Pattern[str] | None = None
+    if any("@" in message.text for message in messages):
+        names = "|".join(re.escape(form) for form in longest_first)
+        mention = re.compile(rf"<@({names})(?:\|[^>]*)?>|@({names})(?![\w.-])", re.IGNORECASE)
+
+    def to_handle(match: re.Match[str]) -> str:
+        handle = forms.get(next(g for g in match.groups() if g is not None).lower())
+        return f"@{handle}" if handle else match.group(0)
+
     out = []
     for message in messages:
-        text = message.text
-        for form, handle in forms:
-            escaped = re.escape(form)
-            text = re.sub(rf"<@{escaped}(\|[^>]*)?>|@{escaped}(?![\w.-])", f"@{handle}", text,
-                          flags=re.IGNORECASE)
-            # Chat and IRC address people by a leading "name:" ("dopey: in universe").
-            text = re.sub(rf"^{escaped}(?=[:,]\s)", f"@{handle}", text, flags=re.IGNORECASE)
+        text = mention.sub(to_handle, message.text) if mention else message.text
+        # Chat and IRC address people by a leading "name:" ("dopey: in universe").
+        start = text[:80].lower()
+        for form in longest_first:
+            if start.startswith(form) and _ADDRESS_END.match(text, len(form)):
+                text = f"@{forms[form]}{text[len(form):]}"
+                break
         out.append(replace(message, text=text, author=handles[_who(message)]))
     return out
 
