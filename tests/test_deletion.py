@@ -165,7 +165,7 @@ def test_a_locked_index_refuses_before_reading_or_loading(tmp_path: Path,
         raise AssertionError("no source may be read for a locked index")
 
     monkeypatch.setattr("casematch.sync.build.load_encoder", no_model)
-    monkeypatch.setattr("casematch.sync.build.read_source", no_read)
+    monkeypatch.setattr("casematch.sync.build.read_source_changes", no_read)
     source = write_jsonl(tmp_path / "cases.jsonl", range(3))
     (tmp_path / "idx").mkdir()
     with FileLock(tmp_path / "idx" / ".lock"):

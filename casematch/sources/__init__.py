@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from casematch.cases import Case, clean_case
 from casematch.errors import CasematchError, ConfigError, InputError
@@ -53,6 +53,37 @@ class ReadOptions:
     slack_domain: str | None = None
     # Helpdesk internal notes help matching only when a team opts in; never displayed.
     include_internal_notes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """A case whose raw input matches the fingerprint the index stored with it: it is not
+    built again (no fix choice, no cleaning, no hashing). Carries what the run's safety
+    rules need of it: its id, whether it is resolved, its stored content hash and newness
+    (duplicate ids), the characters cleaned when it was built (the report's counts), and
+    its row in the store being written."""
+
+    id: str
+    resolved: bool
+    digest: str
+    newness: tuple[float, float, float]
+    cleaned: int
+    rowid: int
+
+    def content_hash(self) -> str:
+        return self.digest
+
+
+class InputMemo(Protocol):
+    """What a reader asks of the index being written to skip building unchanged cases.
+
+    `recall` returns the case stored under `case_id` when it was built from input with
+    this `fingerprint`, else None; `note` records the fingerprint of a case that is built.
+    """
+
+    def recall(self, case_id: str, fingerprint: str) -> Unchanged | None: ...
+
+    def note(self, case_id: str, fingerprint: str) -> None: ...
 
 
 @dataclass
@@ -228,15 +259,41 @@ def read_source(
             truncated zip, an unknown format). Problems in one file, line or message are
             recorded in `report` instead, and the rest is read.
     """
-    path = Path(path)
+    for case in _read(Path(path), format, options, report, None):
+        if isinstance(case, Case):  # always: without a memo every case is built
+            yield case
+
+
+def read_source_changes(
+    path: str | Path,
+    *,
+    memo: InputMemo,
+    format: str | None = None,
+    options: ReadOptions | None = None,
+    report: ReadReport | None = None,
+) -> Iterator[Case | Unchanged]:
+    """`read_source`, except that a case whose raw input `memo` recalls unchanged is yielded
+    as an `Unchanged` instead of being built (readers that cannot tell build every case)."""
+    return _read(Path(path), format, options, report, memo)
+
+
+def _read(path: Path, format: str | None, options: ReadOptions | None,
+          report: ReadReport | None, memo: InputMemo | None) -> Iterator[Case | Unchanged]:
     options = options or ReadOptions()
     report = report if report is not None else ReadReport()
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise InputError(path, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    cases = _reader(fmt)(path, options=options, report=report)
+    extra: dict[str, Any] = {"memo": memo} if memo is not None and fmt == "zendesk" else {}
+    cases = _reader(fmt)(path, options=options, report=report, **extra)
     try:
         for case in cases:
+            if isinstance(case, Unchanged):
+                report.cleaned += case.cleaned
+                report.read += 1
+                report.resolved += case.resolved
+                yield case
+                continue
             case, removed = clean_case(case)
             report.cleaned += removed
             report.read += 1
@@ -253,7 +310,7 @@ def read_source(
                          ) from exc
 
 
-Reader = Callable[..., Iterator[Case]]
+Reader = Callable[..., Iterator[Case | Unchanged]]
 
 
 def _reader(fmt: str) -> Reader:

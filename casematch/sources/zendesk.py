@@ -17,6 +17,7 @@ time it changes (the newest ``updated_at`` wins) and side-loaded data may sit in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,8 +29,9 @@ from urllib.parse import urlparse
 from casematch.cases import PUBLIC, Case, Message, parse_datetime
 from casematch.errors import InputError
 from casematch.resolution import ticket_fix
-from casematch.sources import ReadOptions, ReadReport
+from casematch.sources import InputMemo, ReadOptions, ReadReport, Unchanged
 from casematch.text import html_to_text, strip_email_noise
+from casematch.version import __version__
 
 RESOLVED_STATUSES = frozenset({"solved", "closed"})
 AGENT_ROLES = frozenset({"agent", "admin"})
@@ -46,10 +48,19 @@ _EPOCH = datetime.min.replace(tzinfo=UTC)
 # that they are not parsed again; tickets past it are read again when their case is built.
 # A fixed amount, so memory stays flat however large the export is.
 PARSED_BUDGET = 16 * 1024 * 1024
+# Part of every ticket's input fingerprint (with the casematch version): change it whenever
+# the way a ticket becomes a case changes, so that a re-run builds every ticket again.
+CASE_RULES = "zendesk-case-1"
 
 
-def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
-    """Yield one case per ticket (resolved or not); bad tickets and lines go to `report`."""
+def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport,
+                 memo: InputMemo | None = None) -> Iterator[Case | Unchanged]:
+    """Yield one case per ticket (resolved or not); bad tickets and lines go to `report`.
+
+    With `memo`, a ticket of an NDJSON file whose input is unchanged since the index stored
+    it (its line's bytes, the side files, the read options, `CASE_RULES`) is yielded as the
+    memo's `Unchanged` instead of being built again.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file or directory")
@@ -59,7 +70,7 @@ def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport) -> Ite
             raise InputError(path, "no Zendesk ticket files (*.json, *.ndjson, *.jsonl) here")
     else:
         ticket_files, side_files = [path], _sibling_files(path)
-    collected = _Collected()
+    collected = _Collected(memo=memo)
     for file in side_files:
         collected.read_file(file, report, alone=False, side=True)
     for number, file in enumerate(ticket_files):
@@ -113,19 +124,30 @@ class _Collected:
     # The second reading: (file, line, ordinal) -> key of the tickets to pick up.
     _replay: dict[tuple[int, int, int], str] | None = None
     _found: list[tuple[str, Json]] = field(default_factory=list)
+    _found_at: list[tuple[int, int, int]] = field(default_factory=list)
     # (file, line, ordinal) -> (ticket, its line's length): parsed tickets kept within
     # PARSED_BUDGET; `_line_size` is the length of the line being read.
     _parsed: dict[tuple[int, int, int], tuple[Json, int]] = field(default_factory=dict)
     _parsed_bytes: int = 0
     _line_size: int = 0
+    # Input fingerprints (read_zendesk's `memo`): a digest of every side file's bytes, the
+    # digest of the line being read, and whether side data came from anywhere else (a
+    # ticket file's side-loaded users), which turns fingerprints off for the read.
+    memo: InputMemo | None = None
+    _side_digest: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=16))
+    _line_digest: bytes = b""
+    _reading_side: bool = False
+    _side_untracked: bool = False
 
     def read_file(self, file: Path, report: ReadReport, *, alone: bool, side: bool,
                   number: int = -1) -> None:
         stream = not side and number >= 0 and file.suffix in (".ndjson", ".jsonl")
         if stream:
             self.streamed[number] = file
+        self._reading_side = side
         try:
-            values = self._values(file, report)
+            values = self._values(file, report, self._side_digest if side else None,
+                                  digests=self.memo is not None)
             kinds: set[str] = set()
             count = 0
             whole = False
@@ -133,6 +155,7 @@ class _Collected:
             for line, value in values:
                 count += 1
                 self._line_size = getattr(values, "size", 0)
+                self._line_digest = getattr(values, "digest", b"")
                 whole = whole or not line
                 where = f"{file}:{line}" if line else str(file)
                 self._position, self._ordinal = ((number, line) if stream else None), 0
@@ -166,10 +189,15 @@ class _Collected:
             report.problem(file, f"{expected}; file skipped")
 
     @staticmethod
-    def _values(file: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
-        if file.suffix in (".ndjson", ".jsonl"):
-            return _stream_ndjson(file, report)
-        values = _parse_json_or_ndjson(file.read_bytes().decode("utf-8-sig"), file, report)
+    def _values(file: Path, report: ReadReport, side_digest: Any,
+                *, digests: bool) -> Iterator[tuple[int, Any]]:
+        if file.suffix in (".ndjson", ".jsonl") and side_digest is None:
+            return _stream_ndjson(file, report, digests=digests)
+        data = file.read_bytes()
+        if side_digest is not None:
+            side_digest.update(f"{file.name}\0{len(data)}\0".encode())
+            side_digest.update(data)
+        values = _parse_json_or_ndjson(data.decode("utf-8-sig"), file, report)
         if values is None:
             raise _Unparsable
         return iter(values)
@@ -222,6 +250,7 @@ class _Collected:
         if self._replay is not None:
             if spot is not None and self._replay.get(spot) == key:
                 self._found.append((key, ticket))
+                self._found_at.append(spot)
             return
         previous = self.tickets.get(key)
         # Incremental exports repeat a ticket on every change: keep the newest version. On
@@ -232,12 +261,15 @@ class _Collected:
                 dropped = self._parsed.pop((previous.file, previous.line, previous.ordinal),
                                            None)
                 self._parsed_bytes -= dropped[1] if dropped else 0
-            self.tickets[key] = ticket if spot is None else _Ref(updated, *spot)
+            self.tickets[key] = ticket if spot is None else _Ref(updated, *spot,
+                                                                 self._line_digest)
             if spot is not None and self._parsed_bytes + self._line_size <= PARSED_BUDGET:
                 self._parsed[spot] = (ticket, self._line_size)
                 self._parsed_bytes += self._line_size
 
     def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
+        if not self._reading_side and self._has_side_data(doc):
+            self._side_untracked = True
         for user in _objects(doc.get("users")):
             self.users[str(user.get("id"))] = user
         for group in _objects(doc.get("groups")):
@@ -261,19 +293,52 @@ class _Collected:
                 items = value.get("comments") if isinstance(value, dict) else value
                 self._add_comments(ticket_id, _objects(items))
 
+    @staticmethod
+    def _has_side_data(doc: Json) -> bool:
+        if _objects(doc.get("users")) or _objects(doc.get("groups")):
+            return True
+        comments = doc.get("comments")
+        if isinstance(comments, list) and not (_TICKET_KEYS & doc.keys()):
+            return bool(_objects(comments))
+        return comments is None and _is_comments_by_ticket(doc)
+
+    def _fingerprints(self, options: ReadOptions) -> Any:
+        """A hash seeded with everything but the line that shapes a ticket's case, or None
+        when fingerprints are off for this read."""
+        if self.memo is None or self._side_untracked:
+            return None
+        seed = hashlib.blake2b(digest_size=16)
+        seed.update(f"{CASE_RULES}\0{__version__}\0{options!r}\0".encode())
+        seed.update(self._side_digest.digest())
+        return seed
+
     def _add_comments(self, ticket_id: str, comments: list[Any]) -> None:
         _merge_comments(self.comments.setdefault(ticket_id, {}), comments)
 
-    def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case]:
+    def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case | Unchanged]:
         refs = {}
+        seed = self._fingerprints(options)
+        prints: dict[tuple[int, int, int], str] = {}
         for key, ticket in self.tickets.items():
             if isinstance(ticket, _Ref):
                 spot = (ticket.file, ticket.line, ticket.ordinal)
+                if seed is not None and self.memo is not None and ticket.digest:
+                    # Unchanged input: neither parsed again nor built.
+                    print_ = seed.copy()
+                    print_.update(ticket.digest + ticket.ordinal.to_bytes(4, "little"))
+                    prints[spot] = fingerprint = print_.hexdigest()
+                    unchanged = self.memo.recall(f"zendesk:{key}", fingerprint)
+                    if unchanged is not None:
+                        dropped = self._parsed.pop(spot, None)
+                        self._parsed_bytes -= dropped[1] if dropped else 0
+                        del prints[spot]
+                        yield unchanged
+                        continue
                 parsed = self._parsed.pop(spot, None)
                 if parsed is None:
                     refs[spot] = key
                 else:
-                    yield from self._case(key, parsed[0], options, report)
+                    yield from self._case(key, parsed[0], options, report, prints.pop(spot, ""))
             else:
                 yield from self._case(key, ticket, options, report)
         self._parsed_bytes = 0
@@ -293,13 +358,15 @@ class _Collected:
                     self._position, self._ordinal = (number, line), 0
                     self._add_document(value, "", _comments_owner(file), ReadReport())
                     found, self._found = self._found, []
-                    for key, ticket in found:
-                        yield from self._case(key, ticket, options, report)
+                    found_at, self._found_at = self._found_at, []
+                    for (key, ticket), spot in zip(found, found_at, strict=True):
+                        yield from self._case(key, ticket, options, report,
+                                              prints.pop(spot, ""))
         finally:
             self._replay, self._position = None, None
 
     def _case(self, key: str, ticket: Json, options: ReadOptions,
-              report: ReadReport) -> Iterator[Case]:
+              report: ReadReport, fingerprint: str = "") -> Iterator[Case]:
         if ticket.get("status") == "deleted":
             report.skip("deleted")
             return
@@ -318,6 +385,8 @@ class _Collected:
         if case is None:
             report.skip("no description")
             return
+        if fingerprint and self.memo is not None:
+            self.memo.note(case.id, fingerprint)
         yield case
 
 
@@ -330,8 +399,12 @@ class _Lines:
     are reported. `size` is the length of the line last yielded; with `wanted`, only those
     line numbers are parsed."""
 
-    def __init__(self, file: Path, report: ReadReport, wanted: set[int] | None = None) -> None:
+    def __init__(self, file: Path, report: ReadReport, wanted: set[int] | None = None,
+                 *, digests: bool = False) -> None:
         self.size = 0
+        # A digest of the line last yielded (with `digests`): the raw bytes shaping its case.
+        self.digest = b""
+        self._digests = digests
         self._values = self._read(file, report, wanted)
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
@@ -368,11 +441,14 @@ class _Lines:
                     report.skip("invalid line")
                     continue
                 self.size = len(raw)
+                if self._digests:
+                    self.digest = hashlib.blake2b(raw, digest_size=16).digest()
                 yield number, value
 
 
-def _stream_ndjson(file: Path, report: ReadReport, wanted: set[int] | None = None) -> _Lines:
-    return _Lines(file, report, wanted)
+def _stream_ndjson(file: Path, report: ReadReport, wanted: set[int] | None = None,
+                   *, digests: bool = False) -> _Lines:
+    return _Lines(file, report, wanted, digests=digests)
 
 
 def _parse_json_or_ndjson(
@@ -491,6 +567,8 @@ class _Ref:
     file: int
     line: int
     ordinal: int
+    # The line's digest when fingerprints are wanted (read_zendesk's `memo`), else b"".
+    digest: bytes = b""
 
 
 def _updated(ticket: Json | _Ref) -> datetime | None:

@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_case ON chunks(case_rowid);
+-- The raw input each case was built from, by fingerprint (sources.InputMemo): a re-run
+-- skips building a case whose input is unchanged. Optional: an index written before it
+-- has no rows here, and its cases are built once more. Keyed by id and checked against
+-- the case's content hash, so that a row left behind by any writer never matches.
+CREATE TABLE IF NOT EXISTS case_inputs (
+    id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    newness TEXT NOT NULL,
+    cleaned INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 # Lexical side: one FTS5 row per case (rowid == cases.rowid), one column per field so that
@@ -130,6 +141,29 @@ class CaseStore:
         row = self._db.execute("SELECT rowid, content_hash, data FROM cases WHERE id = ?",
                                (case_id,)).fetchone()
         return (int(row[0]), str(row[1]), str(row[2])) if row else None
+
+    def recall_input(self, case_id: str, fingerprint: str
+                     ) -> tuple[int, str, bool, tuple[float, float, float], int] | None:
+        """(rowid, content hash, resolved, newness, characters cleaned) of a case stored
+        with this input fingerprint, or None."""
+        row = self._db.execute(
+            "SELECT c.rowid, c.content_hash, c.resolved, i.newness, i.cleaned"
+            " FROM case_inputs AS i JOIN cases AS c ON c.id = i.id"
+            " WHERE i.id = ? AND i.fingerprint = ? AND i.content_hash = c.content_hash",
+            (case_id, fingerprint)).fetchone()
+        if row is None:
+            return None
+        first, second, third = (float(v) for v in str(row[3]).split())
+        return int(row[0]), str(row[1]), bool(row[2]), (first, second, third), int(row[4])
+
+    def set_input(self, case_id: str, fingerprint: str, content_hash: str,
+                  newness: tuple[float, float, float], cleaned: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO case_inputs VALUES (?, ?, ?, ?, ?)",
+                         (case_id, fingerprint, content_hash,
+                          " ".join(repr(v) for v in newness), cleaned))
+
+    def forget_input(self, case_id: str) -> None:
+        self._db.execute("DELETE FROM case_inputs WHERE id = ?", (case_id,))
 
     def ids(self) -> set[str]:
         return {case_id for (case_id,) in self._db.execute("SELECT id FROM cases")}
@@ -239,6 +273,8 @@ class CaseStore:
         self._db.execute(f"DELETE FROM chunks WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM case_tags WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM cases_fts WHERE rowid IN ({marks})", rowids)
+        self._db.execute("DELETE FROM case_inputs WHERE id IN (SELECT id FROM cases"
+                         f" WHERE rowid IN ({marks}))", rowids)
         self._db.execute(f"DELETE FROM cases WHERE rowid IN ({marks})", rowids)
         return chunk_ids
 

@@ -22,6 +22,7 @@ from typing import Any
 from casematch.cases import Case
 from casematch.encoders import Encoder
 from casematch.errors import IndexFormatError
+from casematch.sources import Unchanged
 from casematch.storage import generations as gens
 from casematch.storage import vectors
 from casematch.storage.store import CaseStore
@@ -91,6 +92,9 @@ class IndexWriter:
         self._removed: list[int] = []
         # Rowids given to this writer, one bit each (`delete_unseen`), rather than a set of ids.
         self._seen = bytearray()
+        # Input fingerprints written (`upsert`'s `memo`): they alone are worth a generation,
+        # or an index written before them would build every case again on every run.
+        self._inputs_written = False
         self._started = time.perf_counter()
 
     def __enter__(self) -> IndexWriter:
@@ -141,7 +145,28 @@ class IndexWriter:
 
     # ---- changes ------------------------------------------------------------------------
 
-    def upsert(self, case: Case) -> None:
+    def recall(self, case_id: str, fingerprint: str) -> Unchanged | None:
+        """The case stored under `case_id` when it was built from input with `fingerprint`
+        (then `upsert` it as it is, unbuilt), else None."""
+        found = self._store.recall_input(case_id, fingerprint)
+        if found is None:
+            return None
+        rowid, digest, resolved, newness, cleaned = found
+        return Unchanged(case_id, resolved, digest, newness, cleaned, rowid)
+
+    def upsert(self, case: Case | Unchanged, *,
+               memo: tuple[str, tuple[float, float, float], int] | None = None) -> None:
+        """Add or update `case`. `memo` is (input fingerprint, newness, characters cleaned)
+        of a case built from input a later run can recognise (`recall`)."""
+        if isinstance(case, Unchanged):
+            if not case.resolved and not self.include_unresolved:
+                self.result.skipped_unresolved += 1
+                self._remove_rowids([case.rowid])
+                self.result.deleted += 1
+                return
+            self.result.unchanged += 1
+            self._see(case.rowid)
+            return
         known = self._store.known(case.id)
         if not case.resolved and not self.include_unresolved:
             self.result.skipped_unresolved += 1
@@ -155,6 +180,7 @@ class IndexWriter:
             self._see(known[0])
             # Metadata (reactions, url, members) may change without the text changing.
             self.result.refreshed += self._store.update_case(known[0], case, known[2])
+            self._remember_input(case.id, digest, memo, known=True)
             return
         if known:
             self._remove_rowids([known[0]])
@@ -165,6 +191,18 @@ class IndexWriter:
         self._see(rowid)
         self._store.add_chunks(rowid, "case", self.encoder.chunk(case.search_text()),
                                pending=True)
+        self._remember_input(case.id, digest, memo, known=False)
+
+    def _remember_input(self, case_id: str, digest: str,
+                        memo: tuple[str, tuple[float, float, float], int] | None, *,
+                        known: bool) -> None:
+        if memo is not None:
+            self._store.set_input(case_id, memo[0], digest, memo[1], memo[2])
+            self._inputs_written = True
+        elif known:
+            # Built without a fingerprint (reindex, another format): whatever was recorded
+            # for it no longer describes the stored case.
+            self._store.forget_input(case_id)
 
     def _see(self, rowid: int) -> None:
         byte = rowid >> 3
@@ -205,7 +243,7 @@ class IndexWriter:
 
     def commit(self, *, progress: bool = False) -> UpdateResult:
         """Write the generation and switch to it; a no-op when nothing changed."""
-        if self._base is not None and not self.result.changed:
+        if self._base is not None and not self.result.changed and not self._inputs_written:
             self._store.close()
             shutil.rmtree(self._tmp, ignore_errors=True)
             self.result.generation = self._base

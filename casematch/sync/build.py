@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from casematch.cases import Case
 from casematch.config import Settings
 from casematch.encoders import Encoder, load_encoder
 from casematch.errors import InputError
 from casematch.index import attach_query_model
-from casematch.sources import ReadReport, read_source
+from casematch.sources import ReadReport, Unchanged, read_source_changes
 from casematch.storage.generations import check_index_folder, check_unlocked, current_case_ids
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import (
@@ -25,6 +26,7 @@ from casematch.sync.cursors import (
     Newest,
     SyncState,
     check_delete_ratio,
+    newness,
 )
 from casematch.sync.embedding import ray_encoder
 
@@ -96,6 +98,31 @@ class _Duplicates(Exception):
     """A one-pass run met an id twice: it is thrown away and redone in two passes."""
 
 
+class _Memo:
+    """The index being written, as a reader's `InputMemo`: unchanged input is recalled from
+    the writer's store; the fingerprints of cases built wait here until they are written."""
+
+    def __init__(self, writer: IndexWriter) -> None:
+        self.writer = writer
+        self._noted: dict[str, str] = {}
+
+    def recall(self, case_id: str, fingerprint: str) -> Unchanged | None:
+        return self.writer.recall(case_id, fingerprint)
+
+    def note(self, case_id: str, fingerprint: str) -> None:
+        self._noted[case_id] = fingerprint
+
+    def upsert(self, case: Case | Unchanged, cleaned: int, write: bool = True) -> None:
+        """Hand `case` to the writer (unless not `write`), with its fingerprint if noted."""
+        fingerprint = self._noted.pop(case.id, None)
+        if not write:
+            return
+        if isinstance(case, Unchanged) or fingerprint is None:
+            self.writer.upsert(case)
+        else:
+            self.writer.upsert(case, memo=(fingerprint, newness(case), cleaned))
+
+
 def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, *,
            format: str | None, include_unresolved: bool, full: bool, progress: bool,
            prune: bool, max_delete_ratio: float, two_pass: bool) -> BuildResult:
@@ -106,18 +133,20 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
     keys: dict[str, str] = {}
     with IndexWriter(root, encoder, include_unresolved=include_unresolved,
                      fresh=full) as writer, SyncState(root) as state:
+        memo = _Memo(writer)
         # A --full writer starts empty: what the index held is read from the current one.
         before = current_case_ids(root) if full else set()
         for source in sources:
             key = keys[str(source)] = source_key(source)
             part = ReadReport()
-            for case in read_source(source, format=format, options=settings.read_options,
-                                    report=part):
+            cleaned = 0
+            for case in read_source_changes(source, memo=memo, format=format,
+                                            options=settings.read_options, report=part):
                 newest.add(case, key, part)
-                if not two_pass:
-                    if part.duplicates:
-                        raise _Duplicates
-                    writer.upsert(case)
+                if not two_pass and part.duplicates:
+                    raise _Duplicates
+                memo.upsert(case, part.cleaned - cleaned, write=not two_pass)
+                cleaned = part.cleaned
             if part.partial:
                 partial.append(str(source))
             report.merge(part)
@@ -127,11 +156,14 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
                                          "sources given; fix the problems above first")
         position = written = 0
         for source in sources if two_pass else ():
-            for case in read_source(source, format=format, options=settings.read_options,
-                                    report=ReadReport()):
-                if newest.wins(case, position):
-                    writer.upsert(case)
-                    written += 1
+            again = ReadReport()
+            cleaned = 0
+            for case in read_source_changes(source, memo=memo, format=format,
+                                            options=settings.read_options, report=again):
+                wins = newest.wins(case, position)
+                memo.upsert(case, again.cleaned - cleaned, write=wins)
+                cleaned = again.cleaned
+                written += wins
                 position += 1
         if two_pass and written != len(newest):
             raise InputError(", ".join(map(str, sources)), "changed while it was being read; "

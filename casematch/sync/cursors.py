@@ -22,7 +22,7 @@ from typing import Any
 
 from casematch.cases import Case
 from casematch.errors import IndexFormatError, InputError
-from casematch.sources import ReadReport
+from casematch.sources import ReadReport, Unchanged
 
 SYNC_FILE = "sync.sqlite"
 # A complete source may lose at most this share of the cases it held in one run; more is
@@ -126,7 +126,8 @@ class SyncState:
         self._db.rollback()
 
 
-def _newness(case: Case) -> tuple[float, float, float]:
+def newness(case: Case) -> tuple[float, float, float]:
+    """What makes one copy of a case newer than another (`Newest`)."""
     def stamp(value: datetime | None) -> float:
         return value.timestamp() if value else float("-inf")
 
@@ -150,11 +151,15 @@ class Newest:
         self.by_source: dict[str, set[str]] = {}
         self._position = 0
 
-    def add(self, case: Case, source: str, report: ReadReport) -> None:
+    def add(self, case: Case | Unchanged, source: str, report: ReadReport) -> None:
         position = self._position
         self._position += 1
         self.by_source.setdefault(source, set()).add(case.id)
-        newness, digest = _newness(case), case.content_hash()
+        # An unchanged case (not built again) brings the newness and hash stored with it.
+        if isinstance(case, Unchanged):
+            newness_, digest = case.newness, case.digest
+        else:
+            newness_, digest = newness(case), case.content_hash()
         known = self._cases.get(case.id)
         if known is not None:
             report.duplicates.append(case.id)
@@ -162,12 +167,12 @@ class Newest:
                 report.problem(source, f"case id {case.id!r} appears more than once with "
                                        "different content; the newest copy was kept",
                                lost=False)
-            if newness < known[0]:
+            if newness_ < known[0]:
                 return
-        self._cases[case.id] = (newness, position, digest,
-                                case if self.keep_cases else None)
+        self._cases[case.id] = (newness_, position, digest,
+                                case if self.keep_cases and isinstance(case, Case) else None)
 
-    def wins(self, case: Case, position: int) -> bool:
+    def wins(self, case: Case | Unchanged, position: int) -> bool:
         """True when `case`, at `position` of a second read of the stream, is the winner."""
         known = self._cases.get(case.id)
         return known is not None and known[1] == position and known[2] == case.content_hash()
