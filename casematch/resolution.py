@@ -352,8 +352,19 @@ def has_closing_phrase(text: str, phrases: Sequence[str] = DEFAULT_PHRASES) -> b
     return False
 
 
+def _may_hold(lowered: str, phrase: str) -> bool:
+    """False only when `phrase` cannot match: its first word (if ASCII, where lower() and
+    the patterns' IGNORECASE agree) is nowhere in the lowered text. Trying each of a hundred
+    phrase patterns on every reply was most of the time a Slack import spends here."""
+    first = phrase.split(maxsplit=1)[0].lower() if phrase.strip() else ""
+    return not first.isascii() or first in lowered
+
+
 def _has_phrase(text: str, phrases: Iterable[str], *, negatable: bool = False) -> bool:
+    lowered = text.lower()
     for phrase in phrases:
+        if not _may_hold(lowered, phrase):
+            continue
         for match in _phrase_pattern(phrase).finditer(text):
             if negatable and _negated(text, match.start()):
                 continue
@@ -441,10 +452,13 @@ def is_acknowledgement(text: str, rules: ResolutionRules = DEFAULT_RULES) -> boo
     """Thanks, "ok, got it", "perfect, fixed": a reply that reacts and carries no fix."""
     if _CODE.search(text) or _LINK.search(text):
         return False
-    if _SUGGESTION.match(_prose(text).strip()) or _REPAIRED.search(_prose(text)):
+    plain = _prose(text)
+    if _SUGGESTION.match(plain.strip()) or _REPAIRED.search(plain):
         return False  # an instruction ("Restart the worker and it works") is an answer
-    prose = _prose(text).lower()
+    prose = plain.lower()
     for phrase in (*GRATITUDE, *rules.gratitude, *CONFIRMATION, *CLAUSE_FINAL, *rules.phrases):
+        if not _may_hold(prose, phrase):
+            continue
         # "that would be helpful" is no confirmation: its words stay and are counted.
         prose = _phrase_pattern(phrase).sub(
             lambda m: m.group(0) if _negated(m.string, m.start()) else " ", prose)
@@ -453,8 +467,8 @@ def is_acknowledgement(text: str, rules: ResolutionRules = DEFAULT_RULES) -> boo
     # Thanks plus a few words ("thanks, trying it tonight") is still thanks; an answer that
     # opens with thanks ("Thanks - the cause is the missing index; add it") is not.
     if said_thanks:
-        return len(words) <= 4 and len(_prose(text)) < 160
-    return len(words) <= 1 and len(_prose(text)) < 60 and bool(_POSITIVE_ACK.search(prose))
+        return len(words) <= 4 and len(plain) < 160
+    return len(words) <= 1 and len(plain) < 60 and bool(_POSITIVE_ACK.search(prose))
 
 
 def _thanks_before_asking(text: str, rules: ResolutionRules) -> bool:
