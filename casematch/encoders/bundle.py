@@ -241,8 +241,8 @@ class OnnxQueryEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         texts = [t.lower() for t in texts] if self._lower else list(texts)
         if len(texts) == 1:
-            # A query: one text has nothing to pad against and nothing to sort.
-            return self._encode_one(texts[0])
+            # A query: one text pads to itself, so no sorting or scatter.
+            return self._encode_batch(texts)
         # Longest first, as sentence-transformers does within a call: batches pad little.
         order = np.argsort([-len(text) for text in texts], kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -250,17 +250,6 @@ class OnnxQueryEncoder:
             rows = order[start : start + self.batch_size]
             vectors[rows] = self._encode_batch([texts[i] for i in rows])
         return vectors
-
-    def _encode_one(self, text: str) -> np.ndarray:
-        # sentence-transformers strips each text before tokenizing; a text alone pads to
-        # itself, so no batch bookkeeping.
-        encoding = self._tokenizer.encode(text.strip())
-        ids = np.array([encoding.ids], dtype=np.int64)
-        mask = np.array([encoding.attention_mask], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask,
-                 "token_type_ids": np.array([encoding.type_ids], dtype=np.int64)}
-        hidden = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})[0]
-        return pool(hidden, mask)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         # sentence-transformers strips each text before tokenizing.
