@@ -283,7 +283,7 @@ HEADER = ("| rule · source | threads | labelled cases | case precision | case r
 def table(results: dict[str, dict[str, Score]]) -> str:
     lines = [HEADER]
     for rule_name, scores in results.items():
-        for source in ("olake", "disco", "disco-heldout", "heldout-2", "overall"):
+        for source in ("olake", "disco", "disco-heldout", "heldout-2", "heldout-3", "overall"):
             if source in scores:
                 lines.append(scores[source].row(f"{rule_name} · {source}"))
     return "\n".join(lines)
@@ -328,6 +328,29 @@ def draw_heldout_2(data: Path, labelled: set[str]) -> list[Thread]:
     return drawn
 
 
+def draw_heldout_3(data: Path, labelled: set[str]) -> list[Thread]:
+    """The third held-out set, drawn once every earlier set had been looked at.
+
+    6 DISCO conversations per file (seed "issue14-heldout-3:<community>-<year>") and 15
+    Ubuntu IRC conversations (seed "issue14-heldout-3:irc"), eligible as before and not
+    labelled before, over ids in the same sorted order as `draw_heldout_2`.
+    """
+    import random
+
+    drawn: list[Thread] = []
+    by_file: dict[str, list[Thread]] = {}
+    for thread in disco_threads(data).values():
+        if thread.id not in labelled and eligible(thread):
+            by_file.setdefault(thread.channel, []).append(thread)
+    for stem in sorted(by_file):
+        pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
+        drawn += random.Random(f"issue14-heldout-3:{stem}").sample(pool, 6)
+    irc = sorted((t for t in irc_threads(data).values()
+                  if t.id not in labelled and eligible(t)), key=lambda t: t.id)
+    drawn += random.Random("issue14-heldout-3:irc").sample(irc, 15)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -335,14 +358,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--draw-heldout-2", action="store_true",
                         help="print the second held-out set for labelling (no verdicts)")
+    parser.add_argument("--draw-heldout-3", action="store_true",
+                        help="print the third held-out set for labelling (no verdicts)")
     args = parser.parse_args(argv)
     if not (args.data / OLAKE).is_dir() or not (args.data / DISCO).is_dir():
         print(f"skipped: {args.data / OLAKE} or {args.data / DISCO} is absent; "
               "see ../shared/data/README.md", file=sys.stderr)
         return 0
     labels = read_labels()
-    if args.draw_heldout_2:
-        for thread in draw_heldout_2(args.data, {label.id for label in labels}):
+    if args.draw_heldout_2 or args.draw_heldout_3:
+        draw = draw_heldout_2 if args.draw_heldout_2 else draw_heldout_3
+        for thread in draw(args.data, {label.id for label in labels}):
             print(f"=== {thread.id}")
             for message in thread.messages:
                 print(f"  [{message.ts}] {message.author}: {message.text}")
