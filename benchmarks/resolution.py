@@ -39,6 +39,7 @@ from resolution_baseline import old_resolve  # noqa: E402
 
 from casematch.cases import Message  # noqa: E402
 from casematch.resolution import resolve_thread  # noqa: E402
+from casematch.text import slack_to_text  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 LABELS = ROOT / "benchmarks" / "labels" / "resolution.jsonl"
@@ -114,7 +115,7 @@ def disco_threads(data: Path) -> dict[str, Thread]:
         for node in ET.parse(path).getroot().iter("message"):
             ts = (node.findtext("ts") or "").strip()
             user = (node.findtext("user") or "").strip()
-            text = _MENTION.sub(r"@\1", (node.findtext("text") or "").strip())
+            text = slack_to_text((node.findtext("text") or "").strip())
             created = datetime.fromisoformat(ts).replace(tzinfo=UTC) if ts else None
             grouped.setdefault(node.get("conversation_id", ""), []).append(
                 Message(text=text, author=user, author_id=user, created_at=created, ts=ts))
