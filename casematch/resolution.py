@@ -187,10 +187,12 @@ _REPAIRED = re.compile(
 _NEGATIVE = re.compile(r"\b(no|not|nope|nah|never|still|neither|nor|without)\b|n't\b",
                        re.IGNORECASE)
 _FAILURE = re.compile(
-    # "still can't find it": the "n't" is inside the word, so it needs a pattern of its own.
-    r"\bstill\b[^.?!\n]{0,40}(\b(fail|error|not|n't|same|there|null|broken|crash|happen|"
-    r"see|get|getting|stuck|issue|problem|cant|cannot|dont|doesnt|didnt|wont)|"
-    r"\w(n['\u2019]t)\b)|"
+    r"\bstill\b[^.?!\n]{0,40}\b(fail|error|not|n't|same|there|null|broken|crash|happen|"
+    r"see|get|getting|stuck|issue|problem)|"
+    # "still can't find it", but not "still haven't touched Racket" or "still doesn't
+    # mention it": a failure to do, not any negation.
+    r"\bstill\s+(ca|could|do|does|did|wo|is)n['\u2019]?t\s+(\w+\s+)?(work|find|get|see|run|"
+    r"load|connect|install|start|open|build|compile|fix|solve|figure|understand)|"
     r"\b(doesn'?t|does not|didn'?t|did not|isn'?t|is not|not|won'?t|no longer)\s+"
     r"(seem to\s+)?(be\s+)?(work|working|running|run|help|helping|fix|solve|change)|"
     r"\bsame (error|issue|problem|thing)\b|\bno luck\b|\bagain\b[^.?!\n]{0,30}\b(fail|error)",
@@ -199,9 +201,9 @@ _FAILURE = re.compile(
 # The asker saying they found the fix themselves.
 _SELF_SOLVED = re.compile(
     r"\b(never ?mind|nvm|turns? out|(i|we)('ve| have)? (finally |just |now )?(figured( it)? "
-    r"out|found (it|the|a|that|out)|discovered|solved|fixed|got it working|managed)|the (issue|"
-    r"problem|cause|trick) was|the trick is|it was (because|due)|found (a|the) (solution|fix|"
-    r"workaround|way|answer))\b",
+    r"out|found (it|the|a|that|out)|discovered (how|the (fix|cause|solution|trick))|solved|fixed|"
+    r"got it working|managed)|the (issue|problem|cause|trick) was|the trick is|it was (because|"
+    r"due)|found (a|the) (solution|fix|workaround|way|answer))\b",
     re.IGNORECASE,
 )
 _MEETING = re.compile(
@@ -824,6 +826,10 @@ def resolve_thread(
             rejected[i] = "a suggestion the asker had already tried"
         elif why is None and _side_exchange(messages, i):
             rejected[i] = "answers someone else's remark to them, not the asker"
+    for i in _helped_elsewhere(messages):
+        if rejected[i] is None:
+            rejected[i] = ("its author opened by thanking for help of their own: another "
+                           "conversation")
     eligible = {i for i, why in rejected.items() if why is None}
 
     signals, superseded = _signals(messages, eligible, rules)
@@ -962,17 +968,21 @@ def _acknowledges_an_answer(messages: Sequence[Message], at: int, eligible: set[
             and all(_CHECK_IN.search(s) for s in asked))
 
 
-# "ok straight away", "yeah, looks like VPN is the way to go": the asker says yes to an answer
-# and goes on with what they will do. Too long to be a bare acknowledgement, short enough to be
-# nothing more; a "but" or "though" in it is a reservation.
+# "ok straight away", "yeah, looks like VPN is the option to go": the asker says yes to an
+# answer and says what they will do with it. A yes and anything else ("yeah. I'm using the osx
+# client", "Right, if you wrote the loop by hand...") is chat; a "but" is a reservation.
 _ACCEPTS = re.compile(r"^\W*(ok|okay|oke|yeah|yes|yep|yup|alright|right|cool|great|i see|"
                       r"ah ok|oh ok)\b[\s,.!]+\w", re.IGNORECASE)
+_WILL_DO = re.compile(r"\b(i'?ll|i will|will do|let me|going to|gonna|go with|(the|an|one) "
+                      r"(option|way) to go|the way to go|straight away|right away|on it)\b",
+                      re.IGNORECASE)
 _BUT = re.compile(r"\b(but|though|however|although|except|unless)\b", re.IGNORECASE)
 
 
 def _accepts(text: str) -> bool:
     prose = _prose(text).strip()
     return (len(prose) < 100 and "?" not in prose and bool(_ACCEPTS.match(prose))
+            and bool(_WILL_DO.search(prose))
             and not _BUT.search(prose) and not _ALREADY.match(prose))
 
 
@@ -985,6 +995,28 @@ def _asks_again(messages: Sequence[Message], at: int) -> bool:
     prose = " ".join(_prose(messages[at].text).lower().split())
     root = " ".join(_prose(messages[0].text).lower().split())
     return bool(_ANYONE.match(prose)) or (len(root) >= 40 and prose[:80] == root[:80])
+
+
+_BARE_THANKS = re.compile(r"^\W*(thanks|thank you|thank u|thx|ty|tks|cheers)\W*$", re.IGNORECASE)
+
+
+def _helped_elsewhere(messages: Sequence[Message]) -> list[int]:
+    """The replies of people whose first word in the thread is a bare "Thanks." to someone.
+
+    Chat that was split into conversations by machine (or a channel read without threads)
+    merges one person's conversation into another's: "Thanks. If lists were supported, I
+    could do..." goes on with help that person got elsewhere; it answers nobody here.
+    """
+    asker = _who(messages[0])
+    first: dict[str, int] = {}
+    for i, message in enumerate(messages[1:], 1):
+        first.setdefault(_who(message), i)
+    elsewhere = set()
+    for who, i in first.items():
+        sentences = _sentences(_prose(messages[i].text))
+        if who != asker and sentences and _BARE_THANKS.match(sentences[0]):
+            elsewhere.add(who)
+    return [i for i in range(1, len(messages)) if _who(messages[i]) in elsewhere]
 
 
 def _chatter(text: str) -> bool:

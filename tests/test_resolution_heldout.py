@@ -113,3 +113,51 @@ def test_the_asker_discovering_the_trick_is_their_own_fix() -> None:
         (ALICE, "oh! yes, that is what I did too"),
     ))
     assert (result.is_case, result.resolution) == (True, fix)
+
+
+def test_thanks_and_a_negation_that_is_no_failure_still_confirms() -> None:
+    # "still haven't touched it" says nothing about the answer failing.
+    fix = "A DSL is a library whose forms read like the problem's own vocabulary."
+    result = resolve_thread(thread(
+        (ASKER, "How is a DSL different from a set of well-named functions?"),
+        (ALICE, fix),
+        (ASKER, "thanks a lot! I still haven't touched a Lisp, so I'll understand it by using one"),
+    ))
+    assert (result.is_case, result.resolution) == (True, fix)
+
+
+def test_a_yes_followed_by_chat_accepts_nothing() -> None:
+    # A yes that goes on about something else, with nothing the asker will do, is chat.
+    result = resolve_thread(thread(
+        (ASKER, "Has anyone set up the terminal client for this workspace?"),
+        (ALICE, "No, I keep it in a browser tab; the desktop client eats memory."),
+        (ASKER, "yeah. the desktop client is certainly the problem here"),
+    ))
+    assert not result.is_case
+
+
+def test_someone_who_opens_by_thanking_is_in_another_conversation() -> None:
+    # Chat split into conversations by machine: Bob thanks someone for help of his own and
+    # goes on about it; the asker's "thx" does not make that an answer to the question.
+    result = resolve_thread(thread(
+        (ASKER, "can somebody recommend a library for typescript that does json decoding?"),
+        (BOB, "Thanks. If lists were supported, I could probably do it with a uniform array:\n"
+              "```\nuniform vec2 offsets[20];\n```"),
+        (BOB, "It doesn't get around looping over the array for each vertex, but it's less "
+              "copy pasting"),
+        (ASKER, "thx"),
+    ))
+    assert not result.is_case
+    assert next(c.rejected for c in result.candidates if c.index == 1) == (
+        "its author opened by thanking for help of their own: another conversation")
+
+
+def test_a_helper_who_thanks_for_the_report_still_answers() -> None:
+    # "Thanks for the report" is a helper's courtesy, not thanks for help of their own.
+    fix = "Thanks for the report! I've pushed a repair; update to 2.4.1 and it is gone."
+    result = resolve_thread(thread(
+        (ASKER, "The exporter crashes on empty channels"),
+        (ALICE, fix),
+        (ASKER, "works now, thanks"),
+    ))
+    assert (result.is_case, result.resolution) == (True, fix)
