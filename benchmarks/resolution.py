@@ -39,6 +39,7 @@ from resolution_baseline import old_resolve  # noqa: E402
 
 from casematch.cases import Message  # noqa: E402
 from casematch.resolution import resolve_thread  # noqa: E402
+from casematch.text import slack_to_text  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 LABELS = ROOT / "benchmarks" / "labels" / "resolution.jsonl"
@@ -114,7 +115,7 @@ def disco_threads(data: Path) -> dict[str, Thread]:
         for node in ET.parse(path).getroot().iter("message"):
             ts = (node.findtext("ts") or "").strip()
             user = (node.findtext("user") or "").strip()
-            text = _MENTION.sub(r"@\1", (node.findtext("text") or "").strip())
+            text = slack_to_text((node.findtext("text") or "").strip())
             created = datetime.fromisoformat(ts).replace(tzinfo=UTC) if ts else None
             grouped.setdefault(node.get("conversation_id", ""), []).append(
                 Message(text=text, author=user, author_id=user, created_at=created, ts=ts))
@@ -283,7 +284,7 @@ HEADER = ("| rule · source | threads | labelled cases | case precision | case r
 def table(results: dict[str, dict[str, Score]]) -> str:
     lines = [HEADER]
     for rule_name, scores in results.items():
-        for source in ("olake", "disco", "disco-heldout", "heldout-2", "overall"):
+        for source in ("olake", "disco", "disco-heldout", "heldout-2", "heldout-3", "overall"):
             if source in scores:
                 lines.append(scores[source].row(f"{rule_name} · {source}"))
     return "\n".join(lines)
@@ -328,6 +329,29 @@ def draw_heldout_2(data: Path, labelled: set[str]) -> list[Thread]:
     return drawn
 
 
+def draw_heldout_3(data: Path, labelled: set[str]) -> list[Thread]:
+    """The third held-out set, drawn once every earlier set had been looked at.
+
+    6 DISCO conversations per file (seed "issue14-heldout-3:<community>-<year>") and 15
+    Ubuntu IRC conversations (seed "issue14-heldout-3:irc"), eligible as before and not
+    labelled before, over ids in the same sorted order as `draw_heldout_2`.
+    """
+    import random
+
+    drawn: list[Thread] = []
+    by_file: dict[str, list[Thread]] = {}
+    for thread in disco_threads(data).values():
+        if thread.id not in labelled and eligible(thread):
+            by_file.setdefault(thread.channel, []).append(thread)
+    for stem in sorted(by_file):
+        pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
+        drawn += random.Random(f"issue14-heldout-3:{stem}").sample(pool, 6)
+    irc = sorted((t for t in irc_threads(data).values()
+                  if t.id not in labelled and eligible(t)), key=lambda t: t.id)
+    drawn += random.Random("issue14-heldout-3:irc").sample(irc, 15)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -335,14 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-misses", action="store_true")
     parser.add_argument("--draw-heldout-2", action="store_true",
                         help="print the second held-out set for labelling (no verdicts)")
+    parser.add_argument("--draw-heldout-3", action="store_true",
+                        help="print the third held-out set for labelling (no verdicts)")
     args = parser.parse_args(argv)
     if not (args.data / OLAKE).is_dir() or not (args.data / DISCO).is_dir():
         print(f"skipped: {args.data / OLAKE} or {args.data / DISCO} is absent; "
               "see ../shared/data/README.md", file=sys.stderr)
         return 0
     labels = read_labels()
-    if args.draw_heldout_2:
-        for thread in draw_heldout_2(args.data, {label.id for label in labels}):
+    if args.draw_heldout_2 or args.draw_heldout_3:
+        draw = draw_heldout_2 if args.draw_heldout_2 else draw_heldout_3
+        for thread in draw(args.data, {label.id for label in labels}):
             print(f"=== {thread.id}")
             for message in thread.messages:
                 print(f"  [{message.ts}] {message.author}: {message.text}")
@@ -365,11 +392,12 @@ def main(argv: list[str] | None = None) -> int:
 NOTES = """\
 Hand labels (benchmarks/labels/README.md has the definition): every OLake thread with
 replies (37; `help` is the support channel), 70 DISCO conversations drawn at random, 25 more
-DISCO conversations held out (`disco-heldout`), and a second held-out set (`heldout-2`, 36
+DISCO conversations held out (`disco-heldout`), a second held-out set (`heldout-2`, 36
 threads: 20 DISCO conversations, 10 Ubuntu IRC support conversations as people disentangled
-them, and the 6 conversations the reader recovers from the unthreaded legacy-2016 export).
-"old" is the pre-change rule (benchmarks/resolution_baseline.py), "new" is
-`casematch.resolution.resolve_thread`.
+them, and the 6 conversations the reader recovers from the unthreaded legacy-2016 export)
+and a third (`heldout-3`, 45 threads: 30 DISCO conversations and 15 Ubuntu IRC
+conversations, 22 of them cases). "old" is the pre-change rule
+(benchmarks/resolution_baseline.py), "new" is `casematch.resolution.resolve_thread`.
 
 - case precision: labelled cases among the threads the rule calls resolved cases;
   case recall: the reverse.
@@ -378,38 +406,85 @@ them, and the 6 conversations the reader recovers from the unthreaded legacy-201
   least one chosen message is in it. shown right: labelled cases shown as cases with a
   fix-accurate choice, over all labelled cases (what a user sees end to end).
 
-**Targets (case precision >= 0.95, fix accuracy >= 0.9).** Fix accuracy is met overall
-(1.00) and on both held-out sets. Case precision is **not** met: 0.94 overall (47/50), and
-the honest out-of-sample figure is far lower (next point). Every row above is now tuned on:
-the rule was changed after reading the misses of `olake`, `disco`, `disco-heldout` and, last,
-`heldout-2`.
+**Every row above is tuned on.** The rule was changed after reading the misses of `olake`,
+`disco`, `disco-heldout`, `heldout-2` and, last, `heldout-3`. The honest out-of-sample
+figures are the first looks, each taken once, with the labels committed before the rule was
+run on the set. `heldout-2` was run with the rule as it stood after the `disco-heldout`
+changes, `heldout-3` with the rule of main a0e8e29 (its labels are commit f6c5a9d):
 
-**The out-of-sample estimate is the first look at `heldout-2`:** case precision **0.50
-(3/6)**, case recall 0.43 (3/7), fix accuracy 1.00 (3/3), shown right 0.43 (3/7). Its 36
-threads were labelled in full (labels committed) before the rule was ever run on them; that
-run used the rule as it stood after the `disco-heldout` misses had been worked on (overall
-then: precision 0.90 (46/51), fix accuracy 0.98 (45/46)). Only 7 of the 36 are cases, so the
-figure is rough, but it says the rule calls too much a case on sources it has not seen:
-its three false cases were an IRC asker's "woo fluxbox is working perfect" after other
-people's side chat, an IRC asker who got it working after being told to check the logs
-(never says how), and a spam report to admins (labelled not a case; borderline). The rule
-was then changed for the first two (a leading "name:" addresses a person, a reply in a side
-exchange is not an answer, "check the logs"/"pastebin" asks for information, a suggestion
-the asker says they had already tried is not the fix) and for two missed cases ("found a
-solution" followed by the code; a maintainer's "I've pushed a repair"), each with a test
-thread of its own; the `heldout-2` row above is after those changes and flatters the rule.
+| first look | threads | cases | case precision | case recall | fix accuracy | shown right |
+|---|---|---|---|---|---|---|
+| `heldout-2` | 36 | 7 | **0.50 (3/6)** | 0.43 (3/7) | 1.00 (3/3) | 0.43 (3/7) |
+| `heldout-3` | 45 | 22 | **0.89 (16/18)** | 0.73 (16/22) | 0.94 (15/16) | 0.68 (15/22) |
 
-- The false cases left: `disco:elmlang-2019:1202` (the asker's "thx" follows a reply about
-  another topic: DISCO's automatic disentanglement merged two conversations),
-  `disco:racket-2017:400` (a chatty root; the asker's "You're totally right! Thanks." answers a
-  side question) and `disco:racket-2017:10` (the spam report). No text rule here tells an
-  off-topic reply from an answer; a similarity check between problem and answer was tried on
-  the labels and rejected (11 true cases share no content word with their fix).
-- Recall costs of precision: a root that asks nothing ("Had a chance to listen to this
-  podcast") was tried as a non-case rule and dropped, because real problem reports are often
-  terse statements ("Kafka consumer lag keeps growing.") with no question or problem word.
+Pooled, the two first looks give case precision 0.79 (19/24) and recall 0.66 (19/29) on 81
+threads the rule had not seen; `heldout-3` is the larger and the later (its rule had already
+been changed for `heldout-2`), so it is the better estimate of how the rule does on threads
+it has not seen; with 18 predicted cases it is still rough (one false case moves precision
+by 0.05), and the changes made since have no out-of-sample figure of their own yet.
+
+`heldout-2`'s first look (overall then: precision 0.90 (46/51), fix accuracy 0.98 (45/46))
+had three false cases: an IRC asker's "woo fluxbox is working perfect" after other people's
+side chat, an IRC asker who got it working after being told to check the logs (never says
+how), and a spam report to admins (labelled not a case; borderline). The rule was then
+changed for the first two (a leading "name:" addresses a person, a reply in a side exchange
+is not an answer, "check the logs"/"pastebin" asks for information, a suggestion the asker
+says they had already tried is not the fix) and for two missed cases ("found a solution"
+followed by the code; a maintainer's "I've pushed a repair"), each with a test thread.
+
+**Targets (case precision >= 0.95, fix accuracy >= 0.9).** On the labelled set as tuned:
+precision 0.97 (67/69), recall 0.85 (67/79), fix accuracy 1.00 (67/67): met. Out of sample
+(first look at `heldout-3`): fix accuracy 0.94 met, precision 0.89 **not** met.
+
+What the `heldout-3` misses showed, and what changed (each with a test thread of its own in
+tests/test_resolution_heldout.py; after the changes `heldout-3` reads 1.00 (20/20)
+precision and 0.91 (20/22) recall, tuned on, no other row lost a case):
+
+- false cases: an IRC asker's "thanks for your help, but I still can't find it" ("still
+  can't/doesn't/won't <work, find, get...>" is a failure; "still haven't touched it" is
+  not), and an asker who thanked a bot's factoid, then posted the whole question again and
+  "anyone?" (a repost of the problem or a bare "anyone?" takes the thanks back);
+- a wrong fix: the asker's "I see" to a "don't know much more" reply decided over their
+  later "yeah, looks like VPN is an option to go": a short yes followed by what the asker
+  will do ("ok straight away", "ok i'll try", "yeah, ... the option to go") now accepts the
+  answer before it, and an "ok" steps over a helper's "cheers" to another helper;
+- missed cases: "gotcha" is a confirmation; "I've discovered that the trick is ..." is the
+  asker's own fix.
+
+Two of these first took chat for cases when run over all 6,269 threads of ../shared/data
+(every DISCO conversation, every annotated IRC conversation, OLake, legacy-2016): a bare
+yes followed by anything ("yeah. I'm using the osx client", "Right, if you wrote the loop by
+hand...") accepted an answer, and "I just discovered there's a game jam" counted as solving
+it; both were narrowed before they were committed. Net over those 6,269 threads against
+main: 1,267 -> 1,276 threads called cases; 5 lost (3 labelled non-cases, and, read by hand,
+a chat and a root that is itself someone's answer) and 14 gained (4 labelled cases; of the
+10 unlabelled, read by hand, about half are cases and half chat acknowledged with "gotcha"
+or "cool, I'll ...").
+
+The false cases left and what was tried:
+
+- `disco:elmlang-2019:1202` is fixed: a person whose first message in a thread opens with a
+  bare "Thanks." is thanking for help of their own (DISCO's machine disentanglement merged two
+  conversations), so none of their replies answers the asker. Over all 6,269 threads this
+  removed 3 cases, all chat or non-cases; "Thanks for the report!" from a helper is not
+  caught.
+- `disco:racket-2017:400` (a chatty root; the asker's later "You're totally right!
+  Thanks." follows their own remark about another topic) is left. Two rules were tried and
+  rejected on the whole data: "a long opening post with no question and no problem words is
+  chat" removed 28 cases, about a third of them real questions phrased without a question
+  mark ("is there a way to...", "I need a way to..."); "an unaddressed thanks right after the
+  asker's own remark acknowledges nothing" removed 66 (5% of all cases), mostly real ones
+  ("Oh yeah, I remember we talked about that" / "Thanks").
+- `disco:racket-2017:10` (a spam report to the admins, labelled not a case, borderline) is
+  left: its thanks follows a helpful reply; no rule here tells a moderation exchange from a
+  support question.
+- A similarity check between problem and answer was tried earlier and rejected (11 true
+  cases share no content word with their fix); recall misses left are mostly IRC and DISCO
+  askers whose acceptance is implicit.
 - Pure text rules, no model: the whole run takes a few seconds (2-core shared EPYC with
-  AVX512-BF16, loaded).
+  AVX512-BF16).
+- DISCO text now goes through `slack_to_text` as the Slack readers' text does (quotes arrive
+  as ">", emoji codes dropped); no figure changed.
 """
 
 

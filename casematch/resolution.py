@@ -129,7 +129,7 @@ CONFIRMATION = (
     "that works", "works now", "working now", "it's working", "its working", "is working now",
     "that did it", "that did the trick", "did the trick", "that fixed it", "fixed it",
     "solved it", "problem solved", "issue solved", "all good now", "all good",
-    "makes sense", "that makes sense", "clear now",
+    "makes sense", "that makes sense", "clear now", "gotcha",
     "exactly what i needed", "good enough", "nice tip", "that helps", "very helpful",
     "helpful", "was able to", "managed to",
     # Spanish
@@ -189,6 +189,10 @@ _NEGATIVE = re.compile(r"\b(no|not|nope|nah|never|still|neither|nor|without)\b|n
 _FAILURE = re.compile(
     r"\bstill\b[^.?!\n]{0,40}\b(fail|error|not|n't|same|there|null|broken|crash|happen|"
     r"see|get|getting|stuck|issue|problem)|"
+    # "still can't find it", but not "still haven't touched Racket" or "still doesn't
+    # mention it": a failure to do, not any negation.
+    r"\bstill\s+(ca|could|do|does|did|wo|is)n['\u2019]?t\s+(\w+\s+)?(work|find|get|see|run|"
+    r"load|connect|install|start|open|build|compile|fix|solve|figure|understand)|"
     r"\b(doesn'?t|does not|didn'?t|did not|isn'?t|is not|not|won'?t|no longer)\s+"
     r"(seem to\s+)?(be\s+)?(work|working|running|run|help|helping|fix|solve|change)|"
     r"\bsame (error|issue|problem|thing)\b|\bno luck\b|\bagain\b[^.?!\n]{0,30}\b(fail|error)",
@@ -197,8 +201,9 @@ _FAILURE = re.compile(
 # The asker saying they found the fix themselves.
 _SELF_SOLVED = re.compile(
     r"\b(never ?mind|nvm|turns? out|(i|we)('ve| have)? (finally |just |now )?(figured( it)? "
-    r"out|found (it|the|a|that|out)|solved|fixed|got it working|managed)|the (issue|problem|"
-    r"cause) was|it was (because|due)|found (a|the) (solution|fix|workaround|way|answer))\b",
+    r"out|found (it|the|a|that|out)|discovered (how|the (fix|cause|solution|trick))|solved|fixed|"
+    r"got it working|managed)|the (issue|problem|cause|trick) was|the trick is|it was (because|"
+    r"due)|found (a|the) (solution|fix|workaround|way|answer))\b",
     re.IGNORECASE,
 )
 _MEETING = re.compile(
@@ -821,6 +826,10 @@ def resolve_thread(
             rejected[i] = "a suggestion the asker had already tried"
         elif why is None and _side_exchange(messages, i):
             rejected[i] = "answers someone else's remark to them, not the asker"
+    for i in _helped_elsewhere(messages):
+        if rejected[i] is None:
+            rejected[i] = ("its author opened by thanking for help of their own: another "
+                           "conversation")
     eligible = {i for i, why in rejected.items() if why is None}
 
     signals, superseded = _signals(messages, eligible, rules)
@@ -942,15 +951,72 @@ def _acknowledges_an_answer(messages: Sequence[Message], at: int, eligible: set[
     check-in ("Does that fix it?"): after "Is this stable?" or "can we have a call?" the
     "yes" agrees to something else.
     """
-    author = _who(messages[at - 1])
-    run: list[int] = []
+    # A helper's "cheers" to another helper between the answer and the asker's "ok" is a side
+    # remark: the "ok" still answers the reply before it.
     k = at - 1
+    asker = _who(messages[0])
+    while (k > 1 and _who(messages[k]) != asker and k not in eligible
+           and is_acknowledgement(messages[k].text)):
+        k -= 1
+    author, last = _who(messages[k]), k
+    run: list[int] = []
     while k > 0 and _who(messages[k]) == author:
         run.append(k)
         k -= 1
     asked = [s for k in run for s in _sentences(_prose(messages[k].text)) if s.endswith("?")]
-    return (bool(eligible.intersection(run)) and (at - 1 in eligible or bool(asked))
+    return (bool(eligible.intersection(run)) and (last in eligible or bool(asked))
             and all(_CHECK_IN.search(s) for s in asked))
+
+
+# "ok straight away", "yeah, looks like VPN is the option to go": the asker says yes to an
+# answer and says what they will do with it. A yes and anything else ("yeah. I'm using the osx
+# client", "Right, if you wrote the loop by hand...") is chat; a "but" is a reservation.
+_ACCEPTS = re.compile(r"^\W*(ok|okay|oke|yeah|yes|yep|yup|alright|right|cool|great|i see|"
+                      r"ah ok|oh ok)\b[\s,.!]+\w", re.IGNORECASE)
+_WILL_DO = re.compile(r"\b(i'?ll|i will|will do|let me|going to|gonna|go with|(the|an|one) "
+                      r"(option|way) to go|the way to go|straight away|right away|on it)\b",
+                      re.IGNORECASE)
+_BUT = re.compile(r"\b(but|though|however|although|except|unless)\b", re.IGNORECASE)
+
+
+def _accepts(text: str) -> bool:
+    prose = _prose(text).strip()
+    return (len(prose) < 100 and "?" not in prose and bool(_ACCEPTS.match(prose))
+            and bool(_WILL_DO.search(prose))
+            and not _BUT.search(prose) and not _ALREADY.match(prose))
+
+
+# The asker posting the problem again, or "anyone?", after a thanks: it was not solved.
+_ANYONE = re.compile(r"^\W*(anyone|anybody|any ?one|someone|somebody|any (ideas|help|"
+                     r"suggestions|clues?)|bump|help|please)\W*$", re.IGNORECASE)
+
+
+def _asks_again(messages: Sequence[Message], at: int) -> bool:
+    prose = " ".join(_prose(messages[at].text).lower().split())
+    root = " ".join(_prose(messages[0].text).lower().split())
+    return bool(_ANYONE.match(prose)) or (len(root) >= 40 and prose[:80] == root[:80])
+
+
+_BARE_THANKS = re.compile(r"^\W*(thanks|thank you|thank u|thx|ty|tks|cheers)\W*$", re.IGNORECASE)
+
+
+def _helped_elsewhere(messages: Sequence[Message]) -> list[int]:
+    """The replies of people whose first word in the thread is a bare "Thanks." to someone.
+
+    Chat that was split into conversations by machine (or a channel read without threads)
+    merges one person's conversation into another's: "Thanks. If lists were supported, I
+    could do..." goes on with help that person got elsewhere; it answers nobody here.
+    """
+    asker = _who(messages[0])
+    first: dict[str, int] = {}
+    for i, message in enumerate(messages[1:], 1):
+        first.setdefault(_who(message), i)
+    elsewhere = set()
+    for who, i in first.items():
+        sentences = _sentences(_prose(messages[i].text))
+        if who != asker and sentences and _BARE_THANKS.match(sentences[0]):
+            elsewhere.add(who)
+    return [i for i in range(1, len(messages)) if _who(messages[i]) in elsewhere]
 
 
 def _chatter(text: str) -> bool:
@@ -968,8 +1034,11 @@ def _signals(
     wanted = set(rules.reactions)
     signals: list[_Signal] = []
     failures = [i for i in range(1, len(messages))
-                if _who(messages[i]) == asker and _FAILURE.search(_prose(messages[i].text))
-                and not _has_phrase(messages[i].text, ("works now", "working now", "it worked"))]
+                if _who(messages[i]) == asker and (
+                    (_FAILURE.search(_prose(messages[i].text))
+                     and not _has_phrase(messages[i].text,
+                                         ("works now", "working now", "it worked")))
+                    or _asks_again(messages, i))]
     marked: set[int] = set()
     if wanted.intersection(messages[0].reactions):
         signals.append(_Signal(0, None, "resolution reaction on the root", ASKER_SIDE))
@@ -999,7 +1068,8 @@ def _signals(
         prose = _prose(text)
         thanks = from_asker and not asking and not _FAILURE.search(prose) and (
             (says_thanks(text, rules) and not _reservation(text))
-            or (is_acknowledgement(text, rules) and not _NEGATIVE.search(prose)
+            or ((is_acknowledgement(text, rules) or _accepts(text))
+                and not _NEGATIVE.search(prose)
                 and _acknowledges_an_answer(messages, i, eligible))
             or (i >= window_start and has_closing_phrase(prose, rules.phrases)))
         if not (reacted or thanks):
