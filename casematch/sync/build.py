@@ -19,7 +19,11 @@ from casematch.encoders import Encoder, load_encoder
 from casematch.errors import InputError
 from casematch.index import attach_query_model
 from casematch.sources import ReadReport, Unchanged, read_source_changes
-from casematch.storage.generations import check_index_folder, check_unlocked, current_case_ids
+from casematch.storage.generations import (
+    check_index_folder,
+    check_unlocked,
+    iter_current_case_ids,
+)
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import (
     DEFAULT_MAX_DELETE_RATIO,
@@ -135,8 +139,6 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
         # Each id's newest copy and who yielded it wait in SQLite, not in memory.
         newest = state.run_cases()
         memo = _Memo(writer)
-        # A --full writer starts empty: what the index held is read from the current one.
-        before = current_case_ids(root) if full else set()
         for source in sources:
             key = keys[str(source)] = source_key(source)
             part = ReadReport()
@@ -186,7 +188,8 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
                 writer.delete(case_id)
         pruned = 0
         if full:
-            others = len(newest.unread(before))
+            # A --full writer starts empty: what the index held is in the current one.
+            others = len(newest.unread(iter_current_case_ids(root)))
             if others and not prune:
                 raise InputError(", ".join(map(str, sources)),
                                  f"--full rebuilds from the sources given, and the index "
