@@ -255,17 +255,16 @@ class _Collected:
             return
         key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
         if self._replay is not None:
-            wanted = self._replay.get(spot) if spot is not None else None
-            if spot is not None and wanted is not None and wanted[0] == key:
+            if spot is not None and self._replay.get(spot, ("", ""))[0] == key:
                 self._found.append((key, ticket))
                 self._found_at.append(spot)
             return
         # Incremental exports repeat a ticket on every change: `_Tickets` keeps the newest.
         updated = _date(ticket.get("updated_at"))
         if spot is None:
-            self.tickets.add(key, updated, ticket=ticket)
+            self.tickets.add_held(key, updated, ticket)
         else:
-            self.tickets.add(key, updated, spot=spot, digest=self._line_digest)
+            self.tickets.add_streamed(key, updated, spot, self._line_digest)
             if self._parsed_bytes + self._line_size <= PARSED_BUDGET:
                 self._parsed[spot] = (ticket, self._line_size)
                 self._parsed_bytes += self._line_size
@@ -635,16 +634,16 @@ class _Tickets:
             self._db.close()
             self._db = None
 
-    def add(self, key: str, updated_at: datetime | None, *,
-            spot: tuple[int, int, int] | None = None, digest: bytes = b"",
-            ticket: Json | None = None) -> None:
-        """A copy of ticket `key`: at `spot` of a streamed file, or `ticket` itself."""
-        stamp = updated_at.timestamp() if updated_at is not None else None
-        if spot is None:
-            self.held[self._held_next] = ticket or {}
-            spot = (-1, self._held_next, 0)
-            self._held_next += 1
-        self._batch.append((key, stamp, *spot, digest))
+    def add_streamed(self, key: str, updated_at: datetime | None, spot: tuple[int, int, int],
+                     digest: bytes) -> None:
+        """A copy of ticket `key` at `spot` (file, line, ordinal) of a streamed file."""
+        self._batch.append((key, _timestamp(updated_at), *spot, digest))
+
+    def add_held(self, key: str, updated_at: datetime | None, ticket: Json) -> None:
+        """A copy of ticket `key` read from a whole-JSON file."""
+        self.held[self._held_next] = ticket
+        self._batch.append((key, _timestamp(updated_at), -1, self._held_next, 0, b""))
+        self._held_next += 1
 
     def full(self) -> bool:
         return len(self._batch) >= TICKET_BATCH
@@ -719,6 +718,10 @@ class _Tickets:
         for line, picks in itertools.groupby(rows, key=lambda row: int(row[0])):
             yield line, {int(ordinal): (key, fingerprint)
                          for _, ordinal, key, fingerprint in picks}
+
+
+def _timestamp(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
 
 
 def _is_older(new_at: float | None, old_at: float | None) -> bool:
