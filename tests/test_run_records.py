@@ -188,3 +188,23 @@ def test_a_killed_run_leaves_no_scratch_file_and_the_next_run_works(tmp_path: Pa
     again = build_index([source], Settings.load(env={}, index_path=index),
                         encoder=FakeEncoder())
     assert (again.update.unchanged, again.update.changed) == (3000, False)
+
+
+def test_undated_copies_tie_and_the_later_one_wins_across_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from casematch.sources import Unchanged
+
+    monkeypatch.setattr(cursors, "RUN_BATCH", 1)
+    undated = (float("-inf"),) * 3
+    records = cursors.RunCases(sqlite3.connect(""))
+    report = ReadReport()
+    for position, digest in enumerate(["h1", "h2", "h2"]):
+        records.add(Unchanged("u1", True, digest, undated, 0, position), "s", report)
+    assert len(records) == 1
+    # Undated copies tie: the last one read is the one kept, and each repeat is reported.
+    assert records.wins(Unchanged("u1", True, "h2", undated, 0, 2), 2)
+    assert not records.wins(Unchanged("u1", True, "h1", undated, 0, 0), 0)
+    assert report.duplicates == ["u1", "u1"]
+    assert len(report.problems) == 1 and "'u1' appears more than once" in report.problems[0]
