@@ -654,7 +654,7 @@ class _Tickets:
             return []
         db = self._open()
         batch, self._batch = self._batch, []
-        keys = json.dumps(sorted({copy[0] for copy in batch}))
+        keys = json.dumps([copy[0] for copy in batch])
         known: dict[str, _Copy] = {
             row[0]: row for row in db.execute(
                 "SELECT key, updated_at, file, line, ordinal, digest FROM tickets"

@@ -145,20 +145,16 @@ def newness(case: Case) -> tuple[float, float, float]:
 
 
 Newness = tuple[float, float, float]
-# (newness, position in the stream, content hash) of the copy of an id that wins so far.
-_Known = tuple[Newness, int, str]
 
 
-def _prefer(case_id: str, newness_: Newness, digest: str, known: _Known | None, source: str,
-            report: ReadReport) -> bool:
-    """Whether a copy of `case_id` replaces the `known` winner; a second copy is reported."""
-    if known is None:
-        return True
+def _replaces(case_id: str, newness_: Newness, digest: str, known_newness: Newness,
+              known_digest: str, source: str, report: ReadReport) -> bool:
+    """Whether a second copy of `case_id` replaces the one kept so far (it is reported)."""
     report.duplicates.append(case_id)
-    if known[2] != digest:
+    if known_digest != digest:
         report.problem(source, f"case id {case_id!r} appears more than once with "
                                "different content; the newest copy was kept", lost=False)
-    return newness_ >= known[0]
+    return newness_ >= known_newness
 
 
 def _stamp(case: Case | Unchanged) -> tuple[Newness, str]:
@@ -184,9 +180,9 @@ class Newest:
         position = self._position
         self._position += 1
         newness_, digest = _stamp(case)
-        entry = self._cases.get(case.id)
-        known = None if entry is None else (entry[0], entry[1], entry[2])
-        if _prefer(case.id, newness_, digest, known, source, report):
+        known = self._cases.get(case.id)
+        if known is None or _replaces(case.id, newness_, digest, known[0], known[2], source,
+                                      report):
             self._cases[case.id] = (newness_, position, digest, case)
 
     def __len__(self) -> int:
@@ -200,6 +196,8 @@ class Newest:
         return set(self._cases)
 
 
+# (case id, newness as three numbers, position in the stream, content hash): one read.
+_Row = tuple[str, float, float, float, int, str]
 # Reads of one run resolved against the tables at a time: enough to make the SQLite work a
 # few statements per batch, few enough that the batch's records stay a few hundred KB.
 RUN_BATCH = 2048
@@ -241,8 +239,8 @@ class RunCases:
         db.execute(f"PRAGMA temp.cache_size = -{_RUN_CACHE_KIB}")
         db.executescript(_RUN_SCHEMA)
         self._position = 0
-        # (case id, newness, position, hash) read since the last flush, in stream order.
-        self._batch: list[tuple[str, Newness, int, str]] = []
+        # Read since the last flush, in stream order, as rows of `run_newest`.
+        self._batch: list[_Row] = []
         self._batch_from: tuple[str, ReadReport] | None = None
 
     def add(self, case: Case | Unchanged, source: str, report: ReadReport) -> None:
@@ -251,7 +249,7 @@ class RunCases:
             self.flush()
         self._batch_from = (source, report)
         newness_, digest = _stamp(case)
-        self._batch.append((case.id, newness_, self._position, digest))
+        self._batch.append((case.id, *newness_, self._position, digest))
         self._position += 1
         if len(self._batch) >= RUN_BATCH:
             self.flush()
@@ -262,22 +260,20 @@ class RunCases:
             return
         source, report = self._batch_from
         batch, self._batch = self._batch, []
-        ids = json.dumps(sorted({case_id for case_id, *_ in batch}))
-        known: dict[str, _Known] = {
-            case_id: ((n0, n1, n2), position, digest)
-            for case_id, n0, n1, n2, position, digest in self._db.execute(
-                "SELECT case_id, n0, n1, n2, position, digest FROM temp.run_newest"
-                " WHERE case_id IN (SELECT value FROM json_each(?))", (ids,))}
-        winners: dict[str, _Known] = {}
-        for case_id, newness_, position, digest in batch:
-            if _prefer(case_id, newness_, digest, known.get(case_id), source, report):
-                known[case_id] = winners[case_id] = (newness_, position, digest)
-        self._db.executemany(
-            "INSERT OR REPLACE INTO temp.run_newest VALUES (?, ?, ?, ?, ?, ?)",
-            ((case_id, *newness_, position, digest)
-             for case_id, (newness_, position, digest) in winners.items()))
+        ids = json.dumps([row[0] for row in batch])
+        known: dict[str, _Row] = {row[0]: row for row in self._db.execute(
+            "SELECT case_id, n0, n1, n2, position, digest FROM temp.run_newest"
+            " WHERE case_id IN (SELECT value FROM json_each(?))", (ids,))}
+        winners: dict[str, _Row] = {}
+        for row in batch:
+            previous = known.get(row[0])
+            if previous is None or _replaces(row[0], row[1:4], row[5], previous[1:4],
+                                             previous[5], source, report):
+                known[row[0]] = winners[row[0]] = row
+        self._db.executemany("INSERT OR REPLACE INTO temp.run_newest VALUES (?, ?, ?, ?, ?, ?)",
+                             list(winners.values()))
         self._db.executemany("INSERT OR IGNORE INTO temp.run_yielded VALUES (?, ?)",
-                             ((source, case_id) for case_id, *_ in batch))
+                             [(source, row[0]) for row in batch])
 
     def wins(self, case: Case | Unchanged, position: int) -> bool:
         """True when `case`, at `position` of a second read of the stream, is the winner."""
