@@ -228,6 +228,7 @@ def slack_child(export: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         settings = Settings.load(env={}, index_path=Path(scratch) / "idx")
+        reading = _peak_before_commit()
         started = time.perf_counter()
         built = build_index([export], settings, encoder=_encoder(),  # type: ignore[arg-type]
                             include_unresolved=True)
@@ -236,7 +237,9 @@ def slack_child(export: str) -> None:
         size = sum(p.stat().st_size for p in Path(export).rglob("*.json"))
         print(json.dumps({"slack_mb": round(size / 2**20), "cases": built.update.added,
                           "seconds": round(seconds, 1), "baseline_mb": round(baseline / 1024),
-                          "peak_mb": round(peak / 1024), "vectors_mb": _vector_mb(built)}))
+                          "peak_mb": round(peak / 1024),
+                          "read_peak_mb": round(reading["kib"] / 1024),
+                          "vectors_mb": _vector_mb(built), **_vector_index_mb(built)}))
 
 
 def rerun(count: int, tree: str, repeats: int) -> None:
