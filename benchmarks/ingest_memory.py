@@ -170,6 +170,7 @@ def child(count: int) -> None:
         size = generate(source, count)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         settings = Settings.load(env={}, index_path=Path(scratch) / "idx")
+        reading = _peak_before_commit()
         started = time.perf_counter()
         built = build_index([source], settings, encoder=_encoder())  # type: ignore[arg-type]
         seconds = time.perf_counter() - started
@@ -177,7 +178,24 @@ def child(count: int) -> None:
         print(json.dumps({"tickets": count, "file_mb": round(size / 2**20, 1),
                           "cases": built.update.added, "seconds": round(seconds, 1),
                           "baseline_mb": round(baseline / 1024), "peak_mb": round(peak / 1024),
-                          "vectors_mb": _vector_mb(built)}))
+                          "read_peak_mb": round(reading["kib"] / 1024),
+                          "vectors_mb": _vector_mb(built), **_vector_index_mb(built)}))
+
+
+def _peak_before_commit() -> dict[str, int]:
+    """Records the peak RSS (KiB) reached before the writer commits: reading, cleaning,
+    deduplicating and storing, without the vector index's conversion and file."""
+    from casematch.storage.writer import IndexWriter
+
+    seen = {"kib": 0}
+    commit = IndexWriter.commit
+
+    def recorded(self: IndexWriter, **kwargs: object) -> object:
+        seen["kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return commit(self, **kwargs)  # type: ignore[arg-type]
+
+    IndexWriter.commit = recorded  # type: ignore[assignment,method-assign]
+    return seen
 
 
 def _vector_mb(built: object) -> float:
@@ -187,6 +205,17 @@ def _vector_mb(built: object) -> float:
 
     folder = Path(built.path) / built.update.generation  # type: ignore[attr-defined]
     return round((folder / generations.VECTORS).stat().st_size / 2**20, 1)
+
+
+def _vector_index_mb(built: object) -> dict[str, object]:
+    """What the written vector index takes in memory (codes, ids and id maps), the part of
+    the peak that is inherent: FAISS holds an index in memory while it is built."""
+    from casematch.storage import generations, vectors
+
+    folder = Path(built.path) / built.update.generation  # type: ignore[attr-defined]
+    index = vectors.read(folder / generations.VECTORS)
+    return {"vector_index": vectors.describe(index),
+            "vector_index_mb": round(vectors.memory_bytes(index) / 2**20, 1)}
 
 
 def slack_child(export: str) -> None:
@@ -199,6 +228,7 @@ def slack_child(export: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         settings = Settings.load(env={}, index_path=Path(scratch) / "idx")
+        reading = _peak_before_commit()
         started = time.perf_counter()
         built = build_index([export], settings, encoder=_encoder(),  # type: ignore[arg-type]
                             include_unresolved=True)
@@ -207,7 +237,9 @@ def slack_child(export: str) -> None:
         size = sum(p.stat().st_size for p in Path(export).rglob("*.json"))
         print(json.dumps({"slack_mb": round(size / 2**20), "cases": built.update.added,
                           "seconds": round(seconds, 1), "baseline_mb": round(baseline / 1024),
-                          "peak_mb": round(peak / 1024), "vectors_mb": _vector_mb(built)}))
+                          "peak_mb": round(peak / 1024),
+                          "read_peak_mb": round(reading["kib"] / 1024),
+                          "vectors_mb": _vector_mb(built), **_vector_index_mb(built)}))
 
 
 def rerun(count: int, tree: str, repeats: int) -> None:

@@ -110,6 +110,25 @@ def test_ivf_shrinks_back_to_flat_and_retrains_when_it_grows() -> None:
     assert retrained.ntotal == 63_000
 
 
+def test_conversion_in_chunks_keeps_every_id_and_vector(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Vectors are copied a chunk at a time (never all at once as 32-bit floats): a chunk
+    # size that does not divide the count must still carry every id and vector, both ways.
+    monkeypatch.setattr(vectors, "CONVERT_CHUNK", 333)
+    data = _unit(3000)
+    ids = np.arange(3000, dtype=np.int64) * 3 + 1
+    flat = vectors.new_index(32)
+    flat.add_with_ids(data, ids)
+    ivf = vectors.fit(flat, exact_limit=1000)
+    assert sorted(vectors.stored_ids(ivf)) == sorted(ids)
+    assert np.allclose(ivf.reconstruct_batch(ids), data, atol=1e-3)
+    ivf.remove_ids(ids[:2600])
+    back = vectors.fit(ivf, exact_limit=1000)
+    assert vectors.kind(back) == "flat"
+    assert sorted(faiss.vector_to_array(back.id_map)) == sorted(ids[2600:])
+    assert np.allclose(back.reconstruct_batch(ids[2600:]), data[2600:], atol=1e-3)
+
+
 def test_filtered_search_on_ivf_finds_allowed_ids_outside_probed_lists() -> None:
     data = _unit(3000)
     flat = vectors.new_index(32)

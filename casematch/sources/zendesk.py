@@ -18,7 +18,9 @@ time it changes (the newest ``updated_at`` wins) and side-loaded data may sit in
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,12 +73,15 @@ def read_zendesk(path: Path, *, options: ReadOptions, report: ReadReport,
     else:
         ticket_files, side_files = [path], _sibling_files(path)
     collected = _Collected(memo=memo)
-    for file in side_files:
-        collected.read_file(file, report, alone=False, side=True)
-    for number, file in enumerate(ticket_files):
-        collected.read_file(file, report, alone=len(ticket_files) == 1, side=False,
-                            number=number)
-    yield from collected.cases(options, report)
+    try:
+        for file in side_files:
+            collected.read_file(file, report, alone=False, side=True)
+        for number, file in enumerate(ticket_files):
+            collected.read_file(file, report, alone=len(ticket_files) == 1, side=False,
+                                number=number)
+        yield from collected.cases(options, report)
+    finally:
+        collected.tickets.close()
 
 
 def _folder_files(folder: Path) -> tuple[list[Path], list[Path]]:
@@ -110,19 +115,21 @@ def _comments_owner(file: Path) -> str | None:
 class _Collected:
     """Everything read from the files, before any case is built."""
 
-    # "<subdomain>:<ticket id>" -> latest ticket object; insertion order = first seen.
-    tickets: dict[str, Json | _Ref] = field(default_factory=dict)
+    # "<subdomain>:<ticket id>" -> where its latest copy is, in order of first sight.
+    tickets: _Tickets = field(default_factory=lambda: _Tickets())
     users: dict[str, Json] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)
     # ticket id -> comment id -> comment, so the same comment from two files counts once.
     comments: dict[str, dict[str, Json]] = field(default_factory=dict)
-    # NDJSON ticket files are not held in memory: a ticket there is kept as a `_Ref` and
-    # read again, alone, when its case is built. (file number, line) while reading one.
+    # NDJSON ticket files are not held in memory: a ticket there is kept as its place in
+    # the file and read again, alone, when its case is built. (file number, line) while
+    # reading one.
     streamed: dict[int, Path] = field(default_factory=dict)
     _position: tuple[int, int] | None = None
     _ordinal: int = 0
-    # The second reading: (file, line, ordinal) -> key of the tickets to pick up.
-    _replay: dict[tuple[int, int, int], str] | None = None
+    # The second reading: (file, line, ordinal) -> (key, input fingerprint) of the tickets
+    # to pick up from the line being read.
+    _replay: dict[tuple[int, int, int], tuple[str, str]] | None = None
     _found: list[tuple[str, Json]] = field(default_factory=list)
     _found_at: list[tuple[int, int, int]] = field(default_factory=list)
     # (file, line, ordinal) -> (ticket, its line's length): parsed tickets kept within
@@ -248,24 +255,26 @@ class _Collected:
             return
         key = f"{_subdomain(ticket.get('url'))}:{ticket['id']}"
         if self._replay is not None:
-            if spot is not None and self._replay.get(spot) == key:
+            if spot is not None and self._replay.get(spot, ("", ""))[0] == key:
                 self._found.append((key, ticket))
                 self._found_at.append(spot)
             return
-        previous = self.tickets.get(key)
-        # Incremental exports repeat a ticket on every change: keep the newest version. On
-        # equal or missing timestamps the later occurrence wins, as it would in the API.
+        # Incremental exports repeat a ticket on every change: `_Tickets` keeps the newest.
         updated = _date(ticket.get("updated_at"))
-        if previous is None or not _is_older(updated, _updated(previous)):
-            if isinstance(previous, _Ref):
-                dropped = self._parsed.pop((previous.file, previous.line, previous.ordinal),
-                                           None)
-                self._parsed_bytes -= dropped[1] if dropped else 0
-            self.tickets[key] = ticket if spot is None else _Ref(updated, *spot,
-                                                                 self._line_digest)
-            if spot is not None and self._parsed_bytes + self._line_size <= PARSED_BUDGET:
+        if spot is None:
+            self.tickets.add_held(key, updated, ticket)
+        else:
+            self.tickets.add_streamed(key, updated, spot, self._line_digest)
+            if self._parsed_bytes + self._line_size <= PARSED_BUDGET:
                 self._parsed[spot] = (ticket, self._line_size)
                 self._parsed_bytes += self._line_size
+        if self.tickets.full():
+            for lost in self.tickets.flush():
+                self._drop_parsed(lost)
+
+    def _drop_parsed(self, spot: tuple[int, int, int]) -> None:
+        dropped = self._parsed.pop(spot, None)
+        self._parsed_bytes -= dropped[1] if dropped else 0
 
     def _add_side_data(self, doc: Json, where: str, owner: str | None, report: ReadReport) -> None:
         if not self._reading_side and self._has_side_data(doc):
@@ -316,54 +325,54 @@ class _Collected:
         _merge_comments(self.comments.setdefault(ticket_id, {}), comments)
 
     def cases(self, options: ReadOptions, report: ReadReport) -> Iterator[Case | Unchanged]:
-        refs = {}
+        for lost in self.tickets.flush():
+            self._drop_parsed(lost)
         seed = self._fingerprints(options)
-        prints: dict[tuple[int, int, int], str] = {}
-        for key, ticket in self.tickets.items():
-            if isinstance(ticket, _Ref):
-                spot = (ticket.file, ticket.line, ticket.ordinal)
-                if seed is not None and self.memo is not None and ticket.digest:
-                    # Unchanged input: neither parsed again nor built.
-                    print_ = seed.copy()
-                    print_.update(ticket.digest + ticket.ordinal.to_bytes(4, "little"))
-                    prints[spot] = fingerprint = print_.hexdigest()
-                    unchanged = self.memo.recall(f"zendesk:{key}", fingerprint)
-                    if unchanged is not None:
-                        dropped = self._parsed.pop(spot, None)
-                        self._parsed_bytes -= dropped[1] if dropped else 0
-                        del prints[spot]
-                        yield unchanged
-                        continue
-                parsed = self._parsed.pop(spot, None)
-                if parsed is None:
-                    refs[spot] = key
-                else:
-                    yield from self._case(key, parsed[0], options, report, prints.pop(spot, ""))
+        for key, spot, digest, ticket in self.tickets.newest():
+            if spot is None:
+                if ticket is not None:
+                    yield from self._case(key, ticket, options, report)
+                continue
+            fingerprint = ""
+            if seed is not None and self.memo is not None and digest:
+                # Unchanged input: neither parsed again nor built.
+                print_ = seed.copy()
+                print_.update(digest + spot[2].to_bytes(4, "little"))
+                fingerprint = print_.hexdigest()
+                unchanged = self.memo.recall(f"zendesk:{key}", fingerprint)
+                if unchanged is not None:
+                    self._drop_parsed(spot)
+                    yield unchanged
+                    continue
+            parsed = self._parsed.pop(spot, None)
+            if parsed is None:
+                self.tickets.defer(spot, key, fingerprint)
             else:
-                yield from self._case(key, ticket, options, report)
+                yield from self._case(key, parsed[0], options, report, fingerprint)
         self._parsed_bytes = 0
-        if not refs:
-            return
         # The newest copy of each streamed ticket not kept parsed, read again: only the
-        # lines that hold one are parsed.
-        self._replay = refs
-        wanted: dict[int, set[int]] = {}
-        for file_number, line_number, _ in refs:
-            wanted.setdefault(file_number, set()).add(line_number)
+        # lines that hold one are parsed, in file order.
         try:
             for number, file in self.streamed.items():
-                if number not in wanted:
-                    continue
-                for line, value in _stream_ndjson(file, ReadReport(), wanted[number]):
+                for line, value in _stream_ndjson(file, ReadReport(),
+                                                  self._deferred_lines(number)):
                     self._position, self._ordinal = (number, line), 0
                     self._add_document(value, "", _comments_owner(file), ReadReport())
                     found, self._found = self._found, []
                     found_at, self._found_at = self._found_at, []
+                    replay = self._replay or {}
                     for (key, ticket), spot in zip(found, found_at, strict=True):
-                        yield from self._case(key, ticket, options, report,
-                                              prints.pop(spot, ""))
+                        yield from self._case(key, ticket, options, report, replay[spot][1])
         finally:
             self._replay, self._position = None, None
+
+    def _deferred_lines(self, number: int) -> Iterator[int]:
+        """The lines of streamed file `number` to read again, in order; while one is read,
+        `_replay` holds the tickets to pick up from it."""
+        for line, picks in self.tickets.deferred(number):
+            self._replay = {(number, line, ordinal): pick for ordinal, pick in picks.items()}
+            yield line
+        self._replay = {}
 
     def _case(self, key: str, ticket: Json, options: ReadOptions,
               report: ReadReport, fingerprint: str = "") -> Iterator[Case]:
@@ -396,10 +405,11 @@ class _Unparsable(Exception):
 
 class _Lines:
     """(line number, value) of each JSON line of an NDJSON file, read as it goes; bad lines
-    are reported. `size` is the length of the line last yielded; with `wanted`, only those
-    line numbers are parsed."""
+    are reported. `size` is the length of the line last yielded; with `wanted` (ascending,
+    asked for the next one only once the line before it has been handled), only those line
+    numbers are parsed."""
 
-    def __init__(self, file: Path, report: ReadReport, wanted: set[int] | None = None,
+    def __init__(self, file: Path, report: ReadReport, wanted: Iterator[int] | None = None,
                  *, digests: bool = False) -> None:
         self.size = 0
         # A digest of the line last yielded (with `digests`): the raw bytes shaping its case.
@@ -414,11 +424,17 @@ class _Lines:
         return next(self._values)
 
     def _read(self, file: Path, report: ReadReport,
-              wanted: set[int] | None) -> Iterator[tuple[int, Any]]:
+              wanted: Iterator[int] | None) -> Iterator[tuple[int, Any]]:
+        upcoming = 0
         with file.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                if wanted is not None and number not in wanted:
-                    continue
+                if wanted is not None:
+                    if upcoming < number:
+                        upcoming = next(wanted, 0)
+                        if not upcoming:
+                            return
+                    if number < upcoming:
+                        continue
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
@@ -446,7 +462,7 @@ class _Lines:
                 yield number, value
 
 
-def _stream_ndjson(file: Path, report: ReadReport, wanted: set[int] | None = None,
+def _stream_ndjson(file: Path, report: ReadReport, wanted: Iterator[int] | None = None,
                    *, digests: bool = False) -> _Lines:
     return _Lines(file, report, wanted, digests=digests)
 
@@ -559,23 +575,156 @@ def _date(value: Any) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Ref:
-    """Where the newest copy of a ticket sits in a streamed NDJSON file."""
+# Copies of tickets resolved against `_Tickets`' table at a time.
+TICKET_BATCH = 2048
+# Pages of that table kept in memory (KiB); beyond it SQLite spills them to its file.
+_TICKETS_CACHE_KIB = 8192
+_TICKETS_SCHEMA = """
+PRAGMA journal_mode = OFF;
+CREATE TABLE tickets (
+    seq INTEGER PRIMARY KEY,    -- first sight: the order cases are built in
+    key TEXT NOT NULL UNIQUE,
+    updated_at REAL,            -- NULL: none that parses
+    file INTEGER NOT NULL,      -- -1: a ticket held in memory, `line` its number there
+    line INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    digest BLOB NOT NULL
+);
+CREATE TABLE deferred (
+    file INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    PRIMARY KEY (file, line, ordinal)
+) WITHOUT ROWID;
+"""
+# (key, updated_at timestamp, file, line, ordinal, line digest) of one copy of a ticket.
+_Copy = tuple[str, float | None, int, int, int, bytes]
 
-    updated_at: datetime | None
-    file: int
-    line: int
-    ordinal: int
-    # The line's digest when fingerprints are wanted (read_zendesk's `memo`), else b"".
-    digest: bytes = b""
+
+class _Tickets:
+    """Where the newest copy of each ticket is, by key, kept in a private temporary SQLite
+    database rather than in memory: an incremental export repeats a ticket on every change,
+    and a large export holds a few hundred thousand of them.
+
+    A copy from a streamed NDJSON file is its place there (file, line, ordinal) and its
+    line's digest; a ticket from a whole-JSON file, in memory anyway, stays in `held`.
+    SQLite deletes the database when it is closed, and unlinks its file as soon as it
+    creates it, so a killed run leaves nothing behind. Copies wait in a batch of up to
+    `TICKET_BATCH` and are resolved together, in the order they were read.
+    """
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None  # opened with the first flush
+        self.held: dict[int, Json] = {}
+        self._held_next = 0
+        self._batch: list[_Copy] = []
+        self._deferred: list[tuple[int, int, int, str, str]] = []
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = sqlite3.connect("")
+            self._db.execute(f"PRAGMA cache_size = -{_TICKETS_CACHE_KIB}")
+            self._db.executescript(_TICKETS_SCHEMA)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def add_streamed(self, key: str, updated_at: datetime | None, spot: tuple[int, int, int],
+                     digest: bytes) -> None:
+        """A copy of ticket `key` at `spot` (file, line, ordinal) of a streamed file."""
+        self._batch.append((key, _timestamp(updated_at), *spot, digest))
+
+    def add_held(self, key: str, updated_at: datetime | None, ticket: Json) -> None:
+        """A copy of ticket `key` read from a whole-JSON file."""
+        self.held[self._held_next] = ticket
+        self._batch.append((key, _timestamp(updated_at), -1, self._held_next, 0, b""))
+        self._held_next += 1
+
+    def full(self) -> bool:
+        return len(self._batch) >= TICKET_BATCH
+
+    def flush(self) -> list[tuple[int, int, int]]:
+        """Resolve the copies waiting; returns the places of streamed copies that lost."""
+        if not self._batch:
+            return []
+        db = self._open()
+        batch, self._batch = self._batch, []
+        keys = json.dumps([copy[0] for copy in batch])
+        known: dict[str, _Copy] = {
+            row[0]: row for row in db.execute(
+                "SELECT key, updated_at, file, line, ordinal, digest FROM tickets"
+                " WHERE key IN (SELECT value FROM json_each(?))", (keys,))}
+        winners: dict[str, _Copy] = {}
+        lost: list[tuple[int, int, int]] = []
+        for copy in batch:
+            previous = known.get(copy[0])
+            # On equal or missing timestamps the later copy wins, as it would in the API.
+            if previous is not None and _is_older(copy[1], previous[1]):
+                loser: _Copy | None = copy
+            else:
+                loser, known[copy[0]] = previous, copy
+                winners[copy[0]] = copy
+            if loser is None:
+                continue
+            if loser[2] < 0:
+                self.held.pop(loser[3], None)
+            else:
+                lost.append((loser[2], loser[3], loser[4]))
+        # An upsert keeps a known ticket's place in the order of first sight.
+        db.executemany(
+            "INSERT INTO tickets (key, updated_at, file, line, ordinal, digest)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " updated_at = excluded.updated_at, file = excluded.file, line = excluded.line,"
+            " ordinal = excluded.ordinal, digest = excluded.digest", list(winners.values()))
+        return lost
+
+    def newest(self) -> Iterator[tuple[str, tuple[int, int, int] | None, bytes, Json | None]]:
+        """(key, place in a streamed file, line digest, ticket held) of each ticket's
+        newest copy, in the order tickets were first seen."""
+        if self._db is None:
+            return
+        rows = self._db.execute("SELECT key, file, line, ordinal, digest FROM tickets"
+                                " ORDER BY seq")
+        for key, file, line, ordinal, digest in rows:
+            if file < 0:
+                yield key, None, b"", self.held.pop(line)
+            else:
+                yield key, (file, line, ordinal), digest, None
+
+    def defer(self, spot: tuple[int, int, int], key: str, fingerprint: str) -> None:
+        """Read the copy at `spot` again once every other case is built (`deferred`)."""
+        self._deferred.append((*spot, key, fingerprint))
+        if len(self._deferred) >= TICKET_BATCH:
+            self._write_deferred()
+
+    def _write_deferred(self) -> None:
+        self._open().executemany("INSERT INTO deferred VALUES (?, ?, ?, ?, ?)", self._deferred)
+        self._deferred = []
+
+    def deferred(self, file: int) -> Iterator[tuple[int, dict[int, tuple[str, str]]]]:
+        """(line, {ordinal: (key, fingerprint)}) of the copies deferred in streamed `file`,
+        by line."""
+        if self._deferred:
+            self._write_deferred()
+        if self._db is None:
+            return
+        rows = self._db.execute("SELECT line, ordinal, key, fingerprint FROM deferred"
+                                " WHERE file = ? ORDER BY line, ordinal", (file,))
+        for line, picks in itertools.groupby(rows, key=lambda row: int(row[0])):
+            yield line, {int(ordinal): (key, fingerprint)
+                         for _, ordinal, key, fingerprint in picks}
 
 
-def _updated(ticket: Json | _Ref) -> datetime | None:
-    return ticket.updated_at if isinstance(ticket, _Ref) else _date(ticket.get("updated_at"))
+def _timestamp(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
 
 
-def _is_older(new_at: datetime | None, old_at: datetime | None) -> bool:
+def _is_older(new_at: float | None, old_at: float | None) -> bool:
     return new_at is not None and old_at is not None and new_at < old_at
 
 

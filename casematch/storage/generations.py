@@ -199,6 +199,17 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def iter_current_case_ids(root: Path) -> Iterator[str]:
+    """The case ids of the generation CURRENT names, read as they are consumed."""
+    if not (root / CURRENT).exists():
+        return
+    store = CaseStore(root / current_generation(root) / CASES)
+    try:
+        yield from store.iter_ids()
+    finally:
+        store.close()
+
+
 def current_case_ids(root: Path) -> set[str]:
     """The case ids of the generation CURRENT names (none when there is no index yet)."""
     if not (root / CURRENT).exists():

@@ -10,7 +10,7 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,9 @@ class CaseStore:
 
     def ids(self) -> set[str]:
         return {case_id for (case_id,) in self._db.execute("SELECT id FROM cases")}
+
+    def iter_ids(self) -> Iterator[str]:
+        return (str(case_id) for (case_id,) in self._db.execute("SELECT id FROM cases"))
 
     def rowids_and_ids(self) -> list[tuple[int, str]]:
         return [(int(r), str(i)) for r, i in self._db.execute("SELECT rowid, id FROM cases")]

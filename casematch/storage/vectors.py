@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,9 @@ MIN_NPROBE = 8
 # centroids and keeps training at 1M vectors to seconds rather than minutes on 2 cores.
 TRAIN_POINTS_PER_CENTROID = 64
 TRAIN_ITERATIONS = 20
+# Vectors decoded at a time when an index is converted (flat <-> IVF, retraining): 16k
+# 384-dimension vectors are 24 MB as 32-bit floats.
+CONVERT_CHUNK = 16_384
 
 
 def _faiss() -> Any:
@@ -116,16 +119,12 @@ def fit(index: Any, *, exact_limit: int = EXACT_LIMIT) -> Any:
     count = index.ntotal
     ivf = _ivf(index)
     if ivf is None:
-        if count <= exact_limit:
-            return index
-        ids, vectors = _contents(index)
-        return _build_ivf(ids, vectors)
+        return index if count <= exact_limit else _convert(index, to_ivf=True)
     if count < exact_limit // 2:
-        return _build_flat(*_contents(index), index.d)
+        return _convert(index, to_ivf=False)
     wanted = nlist_for(count)
     if max(wanted / ivf.nlist, ivf.nlist / wanted) >= 4:
-        ids, vectors = _contents(index)
-        return _build_ivf(ids, vectors)
+        return _convert(index, to_ivf=True)
     ivf.nprobe = nprobe_for(ivf.nlist, count)  # lists grow with the collection
     return index
 
@@ -151,16 +150,21 @@ def _is_fp16(index: Any) -> bool:
             and codes.sq.qtype == faiss.ScalarQuantizer.QT_fp16)
 
 
-def _build_flat(ids: np.ndarray, vectors: np.ndarray, dimension: int) -> Any:
-    flat = new_index(dimension)
-    if len(ids):
-        flat.add_with_ids(vectors, ids)
-    return flat
+def _convert(index: Any, *, to_ivf: bool) -> Any:
+    """A new flat or IVF index holding the vectors of `index`, copied `CONVERT_CHUNK` at a
+    time: while it is built, memory holds the old index, the new one and one chunk, never
+    every vector once more as 32-bit floats."""
+    count = index.ntotal
+    converted = _empty_ivf(index, count) if to_ivf else new_index(index.d)
+    for ids, vectors in _chunks(index):
+        converted.add_with_ids(vectors, ids)
+    return converted
 
 
-def _build_ivf(ids: np.ndarray, vectors: np.ndarray) -> Any:
+def _empty_ivf(source: Any, count: int) -> Any:
+    """An IVF index for `count` vectors, trained on a sample of the vectors of `source`."""
     faiss = _faiss()
-    count, dimension = vectors.shape
+    dimension = source.d
     nlist = nlist_for(count)
     quantizer = faiss.IndexFlatIP(dimension)
     # Vectors encoded as they are, not as residuals from their centroid: a score is then
@@ -175,30 +179,42 @@ def _build_ivf(ids: np.ndarray, vectors: np.ndarray) -> Any:
     ivf.cp.niter = TRAIN_ITERATIONS
     ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_CENTROID
     ivf.cp.seed = 1234  # reproducible builds
-    ivf.train(vectors)
+    # k-means would draw this many points itself; drawing them here decodes only those.
+    ivf.train(_sample(source, nlist * TRAIN_POINTS_PER_CENTROID))
     # reconstruct(id) (search.py reads case vectors back) needs an id -> entry map; the
     # hash-table kind is the one that still allows remove_ids.
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
-    ivf.add_with_ids(vectors, ids)
     ivf.nprobe = nprobe_for(nlist, count)
     return ivf
 
 
-def _contents(index: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) of every entry, in storage order, as 32-bit floats."""
+def _sample(index: Any, size: int) -> np.ndarray:
+    """Up to `size` of the vectors of `index`, drawn at random (a fixed seed), as floats."""
+    ivf = _ivf(index)
+    count = int(index.ntotal)
+    chosen = np.random.default_rng(1234).choice(count, size=min(size, count), replace=False)
+    chosen.sort()
+    if ivf is None:
+        # Storage positions, which the flat index under the id map reconstructs.
+        return np.asarray(index.index.reconstruct_batch(chosen.astype(np.int64)))
+    return np.asarray(ivf.reconstruct_batch(stored_ids(index)[chosen]))
+
+
+def _chunks(index: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors as 32-bit floats) of every entry of `index`, `CONVERT_CHUNK` at a time."""
     faiss = _faiss()
     ivf = _ivf(index)
-    if not index.ntotal:
-        return np.zeros(0, np.int64), np.zeros((0, index.d), np.float32)
     if ivf is None:
         ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        return ids, index.index.reconstruct_n(0, index.ntotal)
-    lists = ivf.invlists
-    id_parts = [faiss.rev_swig_ptr(lists.get_ids(number), lists.list_size(number)).copy()
-                for number in range(ivf.nlist) if lists.list_size(number)]
-    ids = np.concatenate(id_parts).astype(np.int64)
-    # Through the id -> entry map, which decodes whatever the codes are.
-    return ids, ivf.reconstruct_batch(ids)
+        for start in range(0, int(index.ntotal), CONVERT_CHUNK):
+            part = ids[start:start + CONVERT_CHUNK]
+            yield part, index.index.reconstruct_n(start, len(part))
+        return
+    ids = stored_ids(index)
+    for start in range(0, len(ids), CONVERT_CHUNK):
+        part = ids[start:start + CONVERT_CHUNK]
+        # Through the id -> entry map, which decodes whatever the codes are.
+        yield part, ivf.reconstruct_batch(part)
 
 
 def stored_ids(index: Any) -> np.ndarray:

@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,9 +221,10 @@ class IndexWriter:
             self._remove_rowids([known[0]])
             self.result.deleted += 1
 
-    def case_ids(self) -> set[str]:
-        """The ids the next generation holds so far."""
-        return self._store.ids()
+    def case_ids(self) -> Iterator[str]:
+        """The ids the next generation holds so far, read as they are consumed (finish
+        before changing anything)."""
+        return self._store.iter_ids()
 
     def delete_unseen(self) -> None:
         """Delete every case this writer was not given (a full rebuild from a source)."""

@@ -19,11 +19,15 @@ from casematch.encoders import Encoder, load_encoder
 from casematch.errors import InputError
 from casematch.index import attach_query_model
 from casematch.sources import ReadReport, Unchanged, read_source_changes
-from casematch.storage.generations import check_index_folder, check_unlocked, current_case_ids
+from casematch.storage.generations import (
+    check_index_folder,
+    check_unlocked,
+    iter_current_case_ids,
+)
 from casematch.storage.writer import IndexWriter, UpdateResult
 from casematch.sync.cursors import (
     DEFAULT_MAX_DELETE_RATIO,
-    Newest,
+    RunCases,
     SyncState,
     check_delete_ratio,
     newness,
@@ -128,14 +132,13 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
            prune: bool, max_delete_ratio: float, two_pass: bool) -> BuildResult:
     root = Path(settings.index_path)
     report = ReadReport()
-    newest = Newest(keep_cases=False)
     partial: list[str] = []
     keys: dict[str, str] = {}
     with IndexWriter(root, encoder, include_unresolved=include_unresolved,
                      fresh=full) as writer, SyncState(root) as state:
+        # Each id's newest copy and who yielded it wait in SQLite, not in memory.
+        newest = state.run_cases()
         memo = _Memo(writer)
-        # A --full writer starts empty: what the index held is read from the current one.
-        before = current_case_ids(root) if full else set()
         for source in sources:
             key = keys[str(source)] = source_key(source)
             part = ReadReport()
@@ -147,6 +150,9 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
                     raise _Duplicates
                 memo.upsert(case, part.cleaned - cleaned, write=not two_pass)
                 cleaned = part.cleaned
+            newest.flush()
+            if not two_pass and part.duplicates:
+                raise _Duplicates
             if part.partial:
                 partial.append(str(source))
             report.merge(part)
@@ -169,45 +175,39 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
             raise InputError(", ".join(map(str, sources)), "changed while it was being read; "
                                                            "nothing was written, run again")
         given = set(keys.values())
-        ids = newest.ids
-        held: dict[str, set[str]] = {}
+        whole: set[str] = set()
         for source in sources:
             key = keys[str(source)]
             if str(source) in partial:
                 continue  # a half-read source deletes nothing
-            owned = held[key] = state.owned(key)
-            gone = owned - ids
-            check_delete_ratio(str(source), len(gone), len(owned), max_delete_ratio)
-            for case_id in sorted(gone):
+            whole.add(key)
+            gone = newest.lost(key)
+            check_delete_ratio(str(source), len(gone), state.owned_count(key),
+                               max_delete_ratio)
+            for case_id in gone:
                 writer.delete(case_id)
         pruned = 0
         if full:
-            others = before - ids
+            # A --full writer starts empty: what the index held is in the current one.
+            others = len(newest.unread(iter_current_case_ids(root)))
             if others and not prune:
                 raise InputError(", ".join(map(str, sources)),
                                  f"--full rebuilds from the sources given, and the index "
-                                 f"holds {len(others)} cases of other sources; give every "
+                                 f"holds {others} cases of other sources; give every "
                                  "source, or add --prune to drop them")
-            pruned = len(others)
+            pruned = others
         elif prune:
-            keep = ids.union(*(state.owned(keys[s]) for s in partial))
+            # Every id neither read now nor owned by a half-read source goes.
+            doomed = newest.unread(writer.case_ids(), owned_by=[keys[s] for s in partial])
             deleted = writer.result.deleted
-            for case_id in sorted(writer.case_ids() - keep):
+            for case_id in sorted(doomed):
                 writer.delete(case_id)
             pruned = writer.result.deleted - deleted
         result = writer.commit(progress=progress)
         attach_query_model(root, encoder)  # a copied index starts fast anywhere
-        for source in sources:
-            key = keys[str(source)]
-            yielded = newest.by_source.get(key, set())
-            if key in held:
-                # Read completely: it owns exactly what it yielded. Only the difference is
-                # written, so an unchanged re-run writes nothing here.
-                state.save(key, cursor=None, generation=result.generation,
-                           add=sorted(yielded - held[key]), remove=sorted(held[key] - yielded))
-            else:
-                state.save(key, cursor=None, generation=result.generation,
-                           add=sorted(yielded))
+        for key in keys.values():
+            # Read completely: it owns exactly what it yielded; else it gains what it yielded.
+            newest.own(key, replace=key in whole)
         if prune:
             for other in set(state.sources()) - given:
                 state.forget(other)
@@ -216,7 +216,7 @@ def _build(sources: Sequence[str | Path], settings: Settings, encoder: Encoder, 
 
 
 def _check_something_to_index(sources: Sequence[str | Path], report: ReadReport,
-                              newest: Newest, include_unresolved: bool) -> None:
+                              newest: RunCases, include_unresolved: bool) -> None:
     where = ", ".join(map(str, sources))
     if not len(newest) and report.problems:
         raise InputError(where, f"nothing could be read ({len(report.problems)} problems, "

@@ -13,9 +13,10 @@ Only the one index writer (who holds the index lock) writes this file.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,14 @@ class SyncState:
         rows = self._db.execute("SELECT case_id FROM owned WHERE source = ?", (source,))
         return {case_id for (case_id,) in rows}
 
+    def owned_count(self, source: str) -> int:
+        row = self._db.execute("SELECT count(*) FROM owned WHERE source = ?", (source,))
+        return int(row.fetchone()[0])
+
+    def run_cases(self) -> RunCases:
+        """A record of the cases this run reads, beside the ownership it is checked against."""
+        return RunCases(self._db)
+
     def save(
         self,
         source: str,
@@ -135,59 +144,181 @@ def newness(case: Case) -> tuple[float, float, float]:
     return last_message, stamp(case.resolved_at), stamp(case.created_at)
 
 
+Newness = tuple[float, float, float]
+
+
+def _replaces(case_id: str, newness_: Newness, digest: str, known_newness: Newness,
+              known_digest: str, source: str, report: ReadReport) -> bool:
+    """Whether a second copy of `case_id` replaces the one kept so far (it is reported)."""
+    report.duplicates.append(case_id)
+    if known_digest != digest:
+        report.problem(source, f"case id {case_id!r} appears more than once with "
+                               "different content; the newest copy was kept", lost=False)
+    return newness_ >= known_newness
+
+
+def _stamp(case: Case | Unchanged) -> tuple[Newness, str]:
+    # An unchanged case (not built again) brings the newness and hash stored with it.
+    if isinstance(case, Unchanged):
+        return case.newness, case.digest
+    return newness(case), case.content_hash()
+
+
 class Newest:
-    """The cases of one run by id: a duplicated id keeps its newest copy, reported by id.
+    """The cases of one run by id, held in memory: a duplicated id keeps its newest copy,
+    reported by id (for `reindex`, whose batches hold their cases anyway).
 
     Two overlapping exports, or one edited reply, give the same id twice; the copy with the
     latest message (then resolution, then creation) wins, and a tie goes to the later one.
-    With `keep_cases=False` only each winner's position in the stream is kept (a few bytes
-    per id), so that a large export can be read again and streamed into the writer.
     """
 
-    def __init__(self, *, keep_cases: bool = True) -> None:
-        self.keep_cases = keep_cases
-        # id -> (newness, position in the stream, content hash, the case when kept)
-        self._cases: dict[str, tuple[tuple[float, float, float], int, str, Case | None]] = {}
-        self.by_source: dict[str, set[str]] = {}
+    def __init__(self) -> None:
+        self._cases: dict[str, tuple[Newness, int, str, Case]] = {}
         self._position = 0
 
-    def add(self, case: Case | Unchanged, source: str, report: ReadReport) -> None:
+    def add(self, case: Case, source: str, report: ReadReport) -> None:
         position = self._position
         self._position += 1
-        self.by_source.setdefault(source, set()).add(case.id)
-        # An unchanged case (not built again) brings the newness and hash stored with it.
-        if isinstance(case, Unchanged):
-            newness_, digest = case.newness, case.digest
-        else:
-            newness_, digest = newness(case), case.content_hash()
+        newness_, digest = _stamp(case)
         known = self._cases.get(case.id)
-        if known is not None:
-            report.duplicates.append(case.id)
-            if known[2] != digest:
-                report.problem(source, f"case id {case.id!r} appears more than once with "
-                                       "different content; the newest copy was kept",
-                               lost=False)
-            if newness_ < known[0]:
-                return
-        self._cases[case.id] = (newness_, position, digest,
-                                case if self.keep_cases and isinstance(case, Case) else None)
-
-    def wins(self, case: Case | Unchanged, position: int) -> bool:
-        """True when `case`, at `position` of a second read of the stream, is the winner."""
-        known = self._cases.get(case.id)
-        return known is not None and known[1] == position and known[2] == case.content_hash()
+        if known is None or _replaces(case.id, newness_, digest, known[0], known[2], source,
+                                      report):
+            self._cases[case.id] = (newness_, position, digest, case)
 
     def __len__(self) -> int:
         return len(self._cases)
 
     def __iter__(self) -> Iterator[Case]:
-        if not self.keep_cases:
-            raise TypeError("Newest(keep_cases=False) does not keep the cases")
-        return (entry[3] for entry in self._cases.values() if entry[3] is not None)
+        return (entry[3] for entry in self._cases.values())
 
     @property
     def ids(self) -> set[str]:
         return set(self._cases)
+
+
+# (case id, newness as three numbers, position in the stream, content hash): one read.
+_Row = tuple[str, float, float, float, int, str]
+# Reads of one run resolved against the tables at a time: enough to make the SQLite work a
+# few statements per batch, few enough that the batch's records stay a few hundred KB.
+RUN_BATCH = 2048
+# Pages of the temporary tables kept in memory (KiB); beyond it SQLite spills them to its
+# temporary file, so the run's memory stays the same however many cases it reads.
+_RUN_CACHE_KIB = 8192
+
+_RUN_SCHEMA = """
+CREATE TEMP TABLE IF NOT EXISTS run_newest (
+    case_id TEXT PRIMARY KEY,
+    n0 REAL NOT NULL, n1 REAL NOT NULL, n2 REAL NOT NULL,
+    position INTEGER NOT NULL,
+    digest TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS run_yielded (
+    source TEXT NOT NULL,
+    case_id TEXT NOT NULL,
+    PRIMARY KEY (source, case_id)
+) WITHOUT ROWID;
+"""
+
+
+class RunCases:
+    """The cases one `casematch index` run has read, by id, as `Newest` decides them, kept
+    in temporary tables of the sync state's connection rather than in memory.
+
+    Per id it keeps the winner's newness, position in the stream and content hash, and
+    which sources yielded the id (ownership). SQLite keeps temporary tables in a file of
+    its own that it deletes when the connection closes (and unlinks as soon as it opens
+    it, so a killed run leaves nothing behind); at most `_RUN_CACHE_KIB` of it is cached.
+
+    Reads wait in a batch of up to `RUN_BATCH` and are resolved together: one query for the
+    winners so far, then the batch in stream order exactly as `Newest` would, then one
+    upsert. Call `flush` before reading a report's duplicates or any count.
+    """
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        db.execute(f"PRAGMA temp.cache_size = -{_RUN_CACHE_KIB}")
+        db.executescript(_RUN_SCHEMA)
+        self._position = 0
+        # Read since the last flush, in stream order, as rows of `run_newest`.
+        self._batch: list[_Row] = []
+        self._batch_from: tuple[str, ReadReport] | None = None
+
+    def add(self, case: Case | Unchanged, source: str, report: ReadReport) -> None:
+        if self._batch_from is not None and (self._batch_from[0] != source
+                                             or self._batch_from[1] is not report):
+            self.flush()
+        self._batch_from = (source, report)
+        newness_, digest = _stamp(case)
+        self._batch.append((case.id, *newness_, self._position, digest))
+        self._position += 1
+        if len(self._batch) >= RUN_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Resolve the reads waiting in the batch (duplicates go to their report)."""
+        if not self._batch or self._batch_from is None:
+            return
+        source, report = self._batch_from
+        batch, self._batch = self._batch, []
+        ids = json.dumps([row[0] for row in batch])
+        known: dict[str, _Row] = {row[0]: row for row in self._db.execute(
+            "SELECT case_id, n0, n1, n2, position, digest FROM temp.run_newest"
+            " WHERE case_id IN (SELECT value FROM json_each(?))", (ids,))}
+        winners: dict[str, _Row] = {}
+        for row in batch:
+            previous = known.get(row[0])
+            if previous is None or _replaces(row[0], row[1:4], row[5], previous[1:4],
+                                             previous[5], source, report):
+                known[row[0]] = winners[row[0]] = row
+        self._db.executemany("INSERT OR REPLACE INTO temp.run_newest VALUES (?, ?, ?, ?, ?, ?)",
+                             list(winners.values()))
+        self._db.executemany("INSERT OR IGNORE INTO temp.run_yielded VALUES (?, ?)",
+                             [(source, row[0]) for row in batch])
+
+    def wins(self, case: Case | Unchanged, position: int) -> bool:
+        """True when `case`, at `position` of a second read of the stream, is the winner."""
+        row = self._db.execute("SELECT position, digest FROM temp.run_newest WHERE case_id = ?",
+                               (case.id,)).fetchone()
+        return row is not None and row[0] == position and row[1] == case.content_hash()
+
+    def __len__(self) -> int:
+        self.flush()
+        return int(self._db.execute("SELECT count(*) FROM temp.run_newest").fetchone()[0])
+
+    def lost(self, source: str) -> list[str]:
+        """The ids `source` owns that no source of this run yielded, sorted."""
+        self.flush()
+        rows = self._db.execute(
+            "SELECT case_id FROM owned WHERE source = ? AND case_id NOT IN"
+            " (SELECT case_id FROM temp.run_newest) ORDER BY case_id", (source,))
+        return [case_id for (case_id,) in rows]
+
+    def unread(self, case_ids: Iterable[str], *, owned_by: Sequence[str] = ()) -> list[str]:
+        """Of `case_ids`, those this run did not read and none of `owned_by` owns."""
+        self.flush()
+        marks = ",".join("?" * len(owned_by))
+        query = ("SELECT value FROM json_each(?) WHERE value NOT IN"
+                 " (SELECT case_id FROM temp.run_newest) AND value NOT IN"
+                 f" (SELECT case_id FROM owned WHERE source IN ({marks}))")
+        found: list[str] = []
+        ids = iter(case_ids)
+        while chunk := list(itertools.islice(ids, RUN_BATCH * 8)):
+            rows = self._db.execute(query, (json.dumps(chunk), *owned_by))
+            found += [case_id for (case_id,) in rows]
+        return found
+
+    def own(self, source: str, *, replace: bool) -> None:
+        """Record that `source` owns what it yielded in this run; with `replace`, only that
+        (it was read completely). Only the difference is written, so an unchanged re-run
+        writes nothing."""
+        self.flush()
+        if replace:
+            self._db.execute(
+                "DELETE FROM owned WHERE source = ? AND case_id NOT IN"
+                " (SELECT case_id FROM temp.run_yielded WHERE source = ?)", (source, source))
+        self._db.execute(
+            "INSERT OR IGNORE INTO owned SELECT source, case_id FROM temp.run_yielded"
+            " WHERE source = ?", (source,))
 
 
 def check_delete_ratio(source: str, gone: int, owned: int, max_ratio: float) -> None:
