@@ -360,7 +360,7 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
 @click.option("--epochs", type=click.IntRange(1, 20), help="Passes over the pairs (default 1).")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop training after this many steps.")
 @click.option("--max-tokens", type=click.IntRange(16),
-              help="Cut each training text to this many tokens (default 256; training only: "
+              help="Cut each training text to this many tokens (default 128; training only: "
                    "the index still embeds at the model's own length).")
 @click.option("--max-minutes", type=click.FloatRange(0, min_open=True),
               help="Stop training after this many minutes; the model so far is still compared "

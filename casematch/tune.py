@@ -72,8 +72,9 @@ class TuneOptions:
     # Training only: each side of a pair is cut to this many tokens while training (never
     # above the model's own length). The held-out comparison and the index's embeddings
     # keep the model's length, so a shorter setting changes the cost of training, not
-    # what the index stores.
-    max_tokens: int = 256
+    # what the index stores. 128 halved training time and cut peak memory by 1.1 GB on
+    # SeaMonkey against 256, with dev ranking within noise (RESULTS.md).
+    max_tokens: int = 128
     # Share of cases (and of labels) kept out of training to compare the two encoders.
     holdout: float = 0.1
     seed: int = 13
