@@ -67,7 +67,10 @@ class TuneOptions:
 
     epochs: int = 1
     batch_size: int = 32
-    learning_rate: float = 2e-5
+    # 5e-5 rather than the usual 2e-5: with one short epoch (31 steps on 1,076 reports) the
+    # larger steps lifted SeaMonkey's held-out MRR 0.844 -> 0.879 and R@10 0.881 -> 0.921
+    # at the same cost (RESULTS.md, T4).
+    learning_rate: float = 5e-5
     warmup: float = 0.1
     # Training only: each side of a pair is cut to this many tokens while training (never
     # above the model's own length). The held-out comparison and the index's embeddings
