@@ -90,7 +90,7 @@ class TuneOptions:
     # The tuned model must beat the base by more than this held-out MRR to be used.
     min_gain: float = 0.0
     # "cached" (default): in-batch negatives computed in mini-batches (GradCache), so memory
-    # is bounded by `mini_batch` without gradient checkpointing (peak 2.9 GB on 1,076
+    # is bounded by `mini_batch` without gradient checkpointing (peak 1.8 GB on 1,076
     # reports); "mnrl": one graph per batch, with checkpointing. Same loss, same ranking.
     loss: str = "cached"
     mini_batch: int = 8
