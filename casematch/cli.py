@@ -359,11 +359,18 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
 @click.option("--revert", is_flag=True, help="Return to the base model (re-embeds everything).")
 @click.option("--epochs", type=click.IntRange(1, 20), help="Passes over the pairs (default 1).")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop training after this many steps.")
+@click.option("--max-tokens", type=click.IntRange(16),
+              help="Cut each training text to this many tokens (default 128; training only: "
+                   "the index still embeds at the model's own length).")
+@click.option("--max-minutes", type=click.FloatRange(0, min_open=True),
+              help="Stop training after this many minutes; the model so far is still compared "
+                   "with the base and used only if it wins.")
 @ray_option
 @json_option
 @click.pass_context
 def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Path, ...],
              dry_run: bool, revert: bool, epochs: int | None, max_steps: int | None,
+             max_tokens: int | None, max_minutes: float | None,
              ray_address: str | None, as_json: bool) -> None:
     """Fine-tune the index's model on its own resolved cases; use it only if it wins.
 
@@ -384,7 +391,8 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
                               progress=tty, ray_address=settings.ray_address)
     else:
         labels = _tune_labels(settings, label_files)
-        options = _tune_options(settings, epochs=epochs, max_steps=max_steps)
+        options = _tune_options(settings, epochs=epochs, max_steps=max_steps,
+                                max_tokens=max_tokens, max_minutes=max_minutes)
         try:
             report = tune(settings.index_path, labels=labels, options=options, dry_run=dry_run,
                           device=device, runtime=settings.runtime, progress=tty,

@@ -242,7 +242,9 @@ def tune_text(report: Mapping[str, Any]) -> str:
              f"(+{report['labels_train']} labelled), held out: {report['pairs_heldout']} pairs"
              f" and {report['labels_heldout']} labels",
              f"Trained {report['steps']} steps on {report['device']} in "
-             f"{report['train_seconds']:.0f} s (peak memory {report['peak_rss_mb']:.0f} MB)"]
+             f"{report['train_seconds']:.0f} s (peak memory {report['peak_rss_mb']:.0f} MB)"
+             + (f"; stopped at the time cap ({report['steps_planned']} planned)"
+                if report.get("stopped_by_time") else "")]
     held = report["heldout"]
     lines.append(f"Held-out MRR: base {held['base']:.3f}, tuned {held['tuned']:.3f}")
     if report["heldout_labels"]:

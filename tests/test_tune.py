@@ -302,3 +302,98 @@ def test_periodic_checkpoints_survive_a_crash_and_other_settings_start_fresh(
     assert report.resumed_from == 0 and report.steps == 4
     assert any("starting fresh" in line for line in said)
     assert not work.exists()  # a finished run leaves no checkpoint behind
+
+
+def test_settings_out_of_range_fail_before_any_training(tmp_path: Path) -> None:
+    from casematch.config import Settings
+    from casematch.errors import ConfigError
+
+    for bad, named in ((dict(max_tokens=8), "max_tokens = 8"),
+                       (dict(max_minutes=0.0), "max_minutes = 0.0"),
+                       (dict(max_minutes=-1.0), "max_minutes = -1.0"),
+                       (dict(batch_size=1), "batch_size = 1"),
+                       (dict(holdout=0.0), "holdout = 0.0"),
+                       (dict(loss="triplet"), "loss = 'triplet'"),
+                       (dict(precision="fp16"), "precision = 'fp16'")):
+        with pytest.raises(ConfigError, match=rf"\[tune\] {named}: use "):
+            TuneOptions(**bad)  # type: ignore[arg-type]
+    config = tmp_path / "casematch.toml"
+    config.write_text("[tune]\nmax_tokens = 128\nmax_minutes = 7.5\n", encoding="utf-8")
+    options = TuneOptions(**Settings.load(config, env={}).tune)
+    assert (options.max_tokens, options.max_minutes) == (128, 7.5)
+
+    runner = CliRunner()
+    help_text = runner.invoke(cli, ["tune", "--help"]).output
+    assert "--max-tokens" in help_text and "--max-minutes" in help_text
+    config.write_text("[tune]\nmax_tokens = 8\n", encoding="utf-8")
+    result = runner.invoke(cli, ["tune", "--config", str(config), "--index",
+                                 str(tmp_path / "none")])
+    assert result.exit_code == 1 and "[tune] max_tokens = 8: use" in result.output
+    result = runner.invoke(cli, ["tune", "--index", str(tmp_path), "--max-minutes", "0"])
+    assert result.exit_code == 2 and "--max-minutes" in result.output
+
+
+def test_max_tokens_cuts_training_texts_only(
+        tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import casematch.tune
+
+    lengths: list[int] = []
+    send = casematch.tune._to
+
+    def recording(features: dict[str, object], device: object) -> dict[str, object]:
+        lengths.append(int(features["input_ids"].shape[1]))  # type: ignore[attr-defined]
+        return send(features, device)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(casematch.tune, "_to", recording)
+    # The fixture's problems run past 16 tokens with the resolution: they are cut there.
+    long_cases = [make_case(c.id, c.problem + " " + c.problem, c.resolution, title=c.title)
+                  for c in corpus()]
+    plain = tune(build(tmp_path / "plain", long_cases, real_encoder),
+                 options=SHORT, dry_run=True)
+    assert max(lengths) > 16
+    lengths.clear()
+    root = build(tmp_path / "index", long_cases, real_encoder)
+    short = tune(root, options=TuneOptions(batch_size=8, max_steps=2, holdout=0.2,
+                                           max_tokens=16, min_gain=-1.0))
+    assert lengths and max(lengths) == 16
+    # The held-out comparison ran at the model's own length (the base figure does not move)
+    # and the saved model embeds the index at it too.
+    assert short.heldout["base"] == pytest.approx(plain.heldout["base"], abs=1e-6)
+    from sentence_transformers import SentenceTransformer
+
+    saved = SentenceTransformer(str(root / short.model), device="cpu", local_files_only=True)
+    assert saved.max_seq_length == 256
+
+
+def test_a_time_cap_stops_training_and_still_compares(
+        tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import casematch.tune
+
+    minutes = [0.0]
+    monkeypatch.setattr(casematch.tune, "_clock", lambda: minutes[0] * 60)
+
+    def a_minute_a_step(_done: int, _total: int) -> None:
+        minutes[0] += 1
+
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    said: list[str] = []
+    capped = tune(root, options=TuneOptions(batch_size=8, max_steps=4, holdout=0.2,
+                                            max_minutes=2, min_gain=-1.0),
+                  on_step=a_minute_a_step, say=said.append)
+    assert (capped.steps, capped.steps_planned, capped.stopped_by_time) == (2, 4, True)
+    assert any("2-minute cap after 2 of 4 steps" in line for line in said)
+    # Stopped early, it was still compared and switched through the comparison.
+    assert set(capped.heldout) == {"base", "tuned"} and capped.decision == "tuned"
+    assert read_tuning(root)["runs"][-1]["stopped_by_time"] is True
+
+    # A cap reached before the first step leaves the base's weights: no win, no switch.
+    fresh = build(tmp_path / "fresh", corpus(), real_encoder)
+    before = current_generation(fresh)
+    # The first reading sets the deadline; every later one is long past it.
+    readings = iter([0.0])
+    monkeypatch.setattr(casematch.tune, "_clock", lambda: next(readings, 1e9))
+    none = tune(fresh, options=TuneOptions(batch_size=8, max_steps=4, holdout=0.2,
+                                           max_minutes=1))
+    assert none.steps == 0 and none.stopped_by_time
+    assert none.heldout["tuned"] == pytest.approx(none.heldout["base"], abs=1e-6)
+    assert none.decision == "kept-base" and current_generation(fresh) == before

@@ -306,11 +306,13 @@ class CaseStore:
         if len(found) < len(rowids):
             read = self._read_cases([r for r in rowids if r not in found])
             found.update(read)
+            # A read larger than the bound (every case, for `tune`) keeps only its last ones.
+            keep = list(read.items())[-DECODED_CASES:]
             with self._decoded_lock:
                 # Oldest first out (dicts keep insertion order): a bounded memory.
-                for _ in range(max(0, len(cache) + len(read) - DECODED_CASES)):
+                for _ in range(min(len(cache), max(0, len(cache) + len(keep) - DECODED_CASES))):
                     del cache[next(iter(cache))]
-                cache.update(read)
+                cache.update(keep)
         return found
 
     def _read_cases(self, rowids: Sequence[int]) -> dict[int, Case]:
