@@ -313,20 +313,10 @@ def draw_heldout_2(data: Path, labelled: set[str]) -> list[Thread]:
     IRC conversations (seed "issue14-heldout-2:irc"), both over eligible ids in sorted order
     not already labelled, and every conversation the reader recovers from legacy-2016.
     """
-    import random
-
-    drawn: list[Thread] = []
-    by_file: dict[str, list[Thread]] = {}
-    for thread in disco_threads(data).values():
-        if thread.id not in labelled and eligible(thread):
-            by_file.setdefault(thread.channel, []).append(thread)
-    for stem in sorted(by_file):
-        pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
-        drawn += random.Random(f"issue14-heldout-2:{stem}").sample(pool, 4)
-    irc = sorted((t for t in irc_threads(data).values() if eligible(t)), key=lambda t: t.id)
-    drawn += random.Random("issue14-heldout-2:irc").sample(irc, 10)
-    drawn += sorted(legacy_threads(data).values(), key=lambda t: t.id)
-    return drawn
+    # No IRC conversation was labelled when this set was drawn: the draw reads every one,
+    # so that it stays the same now that some are.
+    drawn = _draw(data, labelled, "issue14-heldout-2", 4, 10, irc_labelled=set())
+    return drawn + sorted(legacy_threads(data).values(), key=lambda t: t.id)
 
 
 def draw_heldout_3(data: Path, labelled: set[str]) -> list[Thread]:
@@ -336,6 +326,11 @@ def draw_heldout_3(data: Path, labelled: set[str]) -> list[Thread]:
     Ubuntu IRC conversations (seed "issue14-heldout-3:irc"), eligible as before and not
     labelled before, over ids in the same sorted order as `draw_heldout_2`.
     """
+    return _draw(data, labelled, "issue14-heldout-3", 6, 15, irc_labelled=labelled)
+
+
+def _draw(data: Path, labelled: set[str], seed: str, per_file: int, irc_count: int, *,
+          irc_labelled: set[str]) -> list[Thread]:
     import random
 
     drawn: list[Thread] = []
@@ -345,10 +340,10 @@ def draw_heldout_3(data: Path, labelled: set[str]) -> list[Thread]:
             by_file.setdefault(thread.channel, []).append(thread)
     for stem in sorted(by_file):
         pool = sorted(by_file[stem], key=lambda t: int(t.id.rsplit(":", 1)[1]))
-        drawn += random.Random(f"issue14-heldout-3:{stem}").sample(pool, 6)
+        drawn += random.Random(f"{seed}:{stem}").sample(pool, per_file)
     irc = sorted((t for t in irc_threads(data).values()
-                  if t.id not in labelled and eligible(t)), key=lambda t: t.id)
-    drawn += random.Random("issue14-heldout-3:irc").sample(irc, 15)
+                  if t.id not in irc_labelled and eligible(t)), key=lambda t: t.id)
+    drawn += random.Random(f"{seed}:irc").sample(irc, irc_count)
     return drawn
 
 
