@@ -104,9 +104,10 @@ def _check_consistent(folder: Path, manifest: dict[str, Any], raw: Any, store: C
             f"{manifest.get('chunks')!r} in {MANIFEST}; the generation is damaged, rebuild "
             "the index")
     cases = manifest.get("cases")
-    if cases is not None and cases != store.count():
+    # The count taken as the store opened: a generation's store is opened read-only.
+    if cases is not None and cases != store.opened_count:
         raise IndexFormatError(f"{folder / MANIFEST}: {cases!r} cases, but {CASES} holds "
-                               f"{store.count()}; the generation is damaged, rebuild it")
+                               f"{store.opened_count}; the generation is damaged, rebuild it")
     ids = vector_files.stored_ids(raw)
     # The writer adds vectors in chunk-id order, so the sort is needed only for an index
     # rebuilt otherwise (IVF lists): it was half of what these checks add to an open.

