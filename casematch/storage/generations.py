@@ -213,13 +213,7 @@ def iter_current_case_ids(root: Path) -> Iterator[str]:
 
 def current_case_ids(root: Path) -> set[str]:
     """The case ids of the generation CURRENT names (none when there is no index yet)."""
-    if not (root / CURRENT).exists():
-        return set()
-    store = CaseStore(root / current_generation(root) / CASES)
-    try:
-        return set(store.hashes())
-    finally:
-        store.close()
+    return set(iter_current_case_ids(root))
 
 
 # What an index folder may hold besides its generations before its first CURRENT exists.

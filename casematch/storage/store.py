@@ -168,9 +168,6 @@ class CaseStore:
     def forget_input(self, case_id: str) -> None:
         self._db.execute("DELETE FROM case_inputs WHERE id = ?", (case_id,))
 
-    def ids(self) -> set[str]:
-        return {case_id for (case_id,) in self._db.execute("SELECT id FROM cases")}
-
     def iter_ids(self) -> Iterator[str]:
         return (str(case_id) for (case_id,) in self._db.execute("SELECT id FROM cases"))
 

@@ -202,19 +202,14 @@ def _sample(index: Any, size: int) -> np.ndarray:
 
 def _chunks(index: Any) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(ids, vectors as 32-bit floats) of every entry of `index`, `CONVERT_CHUNK` at a time."""
-    faiss = _faiss()
     ivf = _ivf(index)
-    if ivf is None:
-        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-        for start in range(0, int(index.ntotal), CONVERT_CHUNK):
-            part = ids[start:start + CONVERT_CHUNK]
-            yield part, index.index.reconstruct_n(start, len(part))
-        return
     ids = stored_ids(index)
     for start in range(0, len(ids), CONVERT_CHUNK):
         part = ids[start:start + CONVERT_CHUNK]
-        # Through the id -> entry map, which decodes whatever the codes are.
-        yield part, ivf.reconstruct_batch(part)
+        # A flat index decodes by storage position; an IVF one through its id -> entry
+        # map, which decodes whatever the codes are.
+        yield part, (index.index.reconstruct_n(start, len(part)) if ivf is None
+                     else ivf.reconstruct_batch(part))
 
 
 def stored_ids(index: Any) -> np.ndarray:
