@@ -377,7 +377,8 @@ def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Pat
     Pairs come from every case: (title, rest of the problem) and (problem, resolution).
     A tenth of the cases is held out; base and tuned models are compared on it and the
     tuned one is used only when its held-out MRR is higher. Slack votes stored with the
-    index and --labels files are learnt from as well (and a tenth of them held out).
+    index and --labels files are learnt from as well (and a tenth of them held out); with
+    labels, the tuned model must lose on neither held-out figure and win on one.
     """
     from casematch.tune import revert_model, tune
 

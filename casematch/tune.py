@@ -59,6 +59,11 @@ from casematch.storage.writer import IndexWriter, UpdateResult
 
 # Fewer pairs than this teach nothing and leave nothing to hold out.
 MIN_PAIRS = 8
+# Held-out labelled queries rank their case among this many case texts at most: their own
+# cases, the held-out cases, then others drawn from the index. Against their own cases
+# alone every StackFAQ label ranked first with the base model, so no model could win
+# there; the whole of a large index would double the comparison's cost.
+LABEL_CANDIDATES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +217,15 @@ def _split(items: Sequence[Any], share: float, rng: random.Random) -> tuple[list
     return order[held:], order[:held]
 
 
-def heldout_mrr(queries: np.ndarray, candidates: np.ndarray, gold: Sequence[int]) -> float:
-    """Mean reciprocal rank of each query's own candidate among all candidates
-    (rows L2-normalised, so the inner product is the cosine)."""
+def heldout_mrr(queries: np.ndarray, candidates: np.ndarray, gold: Sequence[int],
+                excluded: Sequence[Sequence[int]] = ()) -> float:
+    """Mean reciprocal rank of each query's own candidate among all candidates but those
+    `excluded` for it (rows L2-normalised, so the inner product is the cosine)."""
     if len(gold) == 0:
         return 0.0
     scores = queries @ candidates.T
+    for row, columns in enumerate(excluded):
+        scores[row, list(columns)] = -np.inf
     own = scores[np.arange(len(gold)), np.asarray(gold)]
     ranks = 1 + (scores > own[:, None]).sum(axis=1)
     return float(np.mean(1.0 / ranks))
@@ -228,6 +236,9 @@ class _Heldout:
     queries: list[str] = field(default_factory=list)
     candidates: list[str] = field(default_factory=list)
     gold: list[int] = field(default_factory=list)
+    # Per query, the candidates that do not count against it (its other relevant cases,
+    # and itself where the query is a case).
+    excluded: list[list[int]] = field(default_factory=list)
 
     def add(self, query: str, positive: str) -> None:
         self.queries.append(query)
@@ -237,7 +248,33 @@ class _Heldout:
     def score(self, encode: Callable[[list[str]], np.ndarray]) -> float:
         if not self.queries:
             return 0.0
-        return heldout_mrr(encode(self.queries), encode(self.candidates), self.gold)
+        return heldout_mrr(encode(self.queries), encode(self.candidates), self.gold,
+                           self.excluded)
+
+
+def _labelled_heldout(labels: Sequence[LabelledQuery], held_cases: Sequence[Case],
+                      cases: Sequence[Case], seed: int) -> _Heldout:
+    """The held-out labels, each ranking one of its cases among a pool like a search's."""
+    by_id = {c.id: c for c in cases}
+    out = _Heldout()
+    pool: list[str] = []
+    for label in labels:
+        out.queries.append(label.query)
+        pool.append(next(r for r in label.relevant if r in by_id))
+        out.gold.append(len(pool) - 1)
+    # Its own generator: drawing from the run's would change which batches train.
+    drawn = random.Random(seed).sample(list(cases), len(cases))
+    for case_id in dict.fromkeys([c.id for c in held_cases] + [c.id for c in drawn]):
+        if len(pool) >= max(LABEL_CANDIDATES, len(labels)):
+            break
+        if case_id not in pool:
+            pool.append(case_id)
+    out.candidates = [by_id[case_id].search_text() for case_id in pool]
+    for label, gold in zip(labels, out.gold, strict=True):
+        skip = set(label.exclude) | set(label.relevant)
+        out.excluded.append([n for n, case_id in enumerate(pool)
+                             if case_id in skip and n != gold])
+    return out
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -296,13 +333,7 @@ def tune(
     train_labels, held_labels = _split(usable, options.holdout, rng)
     for label in train_labels:
         train += [(label.query, by_id[r].search_text()) for r in label.relevant if r in by_id]
-    labelled = _Heldout()
-    for label in held_labels:
-        relevant = next(r for r in label.relevant if r in by_id)
-        labelled.add(label.query, by_id[relevant].search_text())
-    # Held-out labelled queries rank against every held-out case text, not only their own.
-    for case in held_cases:
-        labelled.candidates.append(case.search_text())
+    labelled = _labelled_heldout(held_labels, held_cases, cases, options.seed)
     report.pairs_train, report.pairs_heldout = len(train), len(heldout.queries)
     report.labels_train, report.labels_heldout = len(train_labels), len(held_labels)
     if len(train) < MIN_PAIRS or not heldout.queries:
@@ -449,11 +480,18 @@ def _figures(model: Any, heldout: _Heldout, labelled: _Heldout) -> dict[str, flo
 
 def _wins(base: dict[str, float], tuned: dict[str, float], has_labels: bool,
           min_gain: float) -> bool:
-    """Tuned must beat base on the held-out pairs, and not lose on held-out labels (which
-    are the users' own judgement, so they veto)."""
-    if tuned["pairs"] <= base["pairs"] + min_gain:
+    """Tuned must lose on neither held-out measure and beat base on one of them by more
+    than `min_gain`.
+
+    The labels are the users' own judgement of the task itself, so a win there is enough
+    where the cases' own pairs cannot show one: on a small FAQ-like index the base is often
+    already perfect on them (StackFAQ: MRR 1.000), and requiring a pair win would keep the
+    base whatever the labels taught.
+    """
+    measures = ("pairs", "labels") if has_labels else ("pairs",)
+    if any(tuned[m] < base[m] for m in measures):
         return False
-    return not has_labels or tuned["labels"] >= base["labels"]
+    return any(tuned[m] > base[m] + min_gain for m in measures)
 
 
 @dataclass(frozen=True, slots=True)

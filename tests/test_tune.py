@@ -69,6 +69,28 @@ def test_heldout_mrr_ranks_each_query_against_every_candidate() -> None:
     # Query 0 matches candidate 1 best: its own candidate comes second.
     swapped = np.array([[0.6, 0.8, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
     assert heldout_mrr(swapped, eye, [0, 1, 2]) == pytest.approx((0.5 + 1 + 1) / 3)
+    # A candidate excluded for a query (itself, another of its relevant cases) does not
+    # count against it.
+    assert heldout_mrr(swapped, eye, [0, 1, 2], [[1], [], []]) == 1.0
+
+
+def test_held_out_labels_rank_their_case_among_others_of_the_index() -> None:
+    from casematch.cases import LabelledQuery
+    from casematch.tune import _labelled_heldout
+
+    cases = corpus()
+    held = [LabelledQuery("printer down", ("c0-0", "c0-1"), exclude=("c0-2",)),
+            LabelledQuery("slow wiki", ("c4-2",))]
+    heldout = _labelled_heldout(held, cases[:3], cases, seed=1)
+    assert heldout.queries == ["printer down", "slow wiki"]
+    by_text = {c.search_text(): c.id for c in cases}
+    pool = [by_text[text] for text in heldout.candidates]
+    assert [pool[g] for g in heldout.gold] == ["c0-0", "c4-2"]
+    # Every case of this small index is a candidate, each once.
+    assert sorted(pool) == sorted(c.id for c in cases)
+    # The first query's other relevant case and its excluded one are set aside for it only.
+    assert sorted(pool[n] for n in heldout.excluded[0]) == ["c0-1", "c0-2"]
+    assert heldout.excluded[1] == []
 
 
 def test_tune_switches_to_a_model_inside_the_index_and_reverts(
@@ -397,3 +419,22 @@ def test_a_time_cap_stops_training_and_still_compares(
     assert none.steps == 0 and none.stopped_by_time
     assert none.heldout["tuned"] == pytest.approx(none.heldout["base"], abs=1e-6)
     assert none.decision == "kept-base" and current_generation(fresh) == before
+
+
+@pytest.mark.parametrize(("base", "tuned", "has_labels", "wins"), [
+    # Without labels the pairs decide.
+    ({"pairs": 0.77, "labels": 0.0}, {"pairs": 0.87, "labels": 0.0}, False, True),
+    ({"pairs": 0.77, "labels": 0.0}, {"pairs": 0.77, "labels": 0.0}, False, False),
+    # Pairs at their ceiling (a small FAQ): a win on the held-out labels is enough.
+    ({"pairs": 1.0, "labels": 0.90}, {"pairs": 1.0, "labels": 0.97}, True, True),
+    # A loss on either measure vetoes a win on the other.
+    ({"pairs": 0.77, "labels": 0.90}, {"pairs": 0.87, "labels": 0.89}, True, False),
+    ({"pairs": 1.0, "labels": 0.90}, {"pairs": 0.98, "labels": 0.99}, True, False),
+    # Ties on both are no reason to switch.
+    ({"pairs": 1.0, "labels": 0.90}, {"pairs": 1.0, "labels": 0.90}, True, False),
+])
+def test_the_tuned_model_must_win_on_one_measure_and_lose_on_none(
+        base: dict[str, float], tuned: dict[str, float], has_labels: bool, wins: bool) -> None:
+    from casematch.tune import _wins
+
+    assert _wins(base, tuned, has_labels, 0.0) is wins
