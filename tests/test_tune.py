@@ -74,6 +74,21 @@ def test_heldout_mrr_ranks_each_query_against_every_candidate() -> None:
     assert heldout_mrr(swapped, eye, [0, 1, 2], [[1], [], []]) == 1.0
 
 
+def test_batches_never_repeat_a_text_and_keep_every_labelled_pair() -> None:
+    from casematch.tune import _batches
+
+    distinct = [(f"q{n}", f"case {n}") for n in range(10)]
+    assert _batches(distinct, 4) == [distinct[0:4], distinct[4:8], distinct[8:10]]
+    # Five labelled queries for each of three cases: each case's text may appear once a
+    # batch, so every pair still trains, in batches of three.
+    labelled = [(f"question {n} about {c}", f"case {c}") for n in range(5) for c in "abc"]
+    batches = _batches(labelled, 4)
+    assert sorted(p for batch in batches for p in batch) == sorted(labelled)
+    for batch in batches:
+        texts = [t for pair in batch for t in pair]
+        assert len(texts) == len(set(texts))
+
+
 def test_held_out_labels_rank_their_case_among_others_of_the_index() -> None:
     from casematch.cases import LabelledQuery
     from casematch.tune import _labelled_heldout
