@@ -5,7 +5,7 @@
     python benchmarks/tune_budget.py score INDEX QUERIES OUT.json
     python benchmarks/tune_budget.py compare BASE.json RUN.json [RUN.json ...]
     python benchmarks/tune_budget.py crossval BASE_INDEX QUERIES WORK OUT.json \
-        [--folds K] [--split groups|queries] [OPTIONS_JSON]
+        [--folds K] [--split groups|queries] [--options OPTIONS_JSON]
 
 `corpus`: the budget corpus of issue 17 — the 1,076 GitBugs SeaMonkey reports and the 63
 StackFAQ threads (as `benchmarks/quality.py` writes them) and every ~3rd DISCO Slack
@@ -204,7 +204,7 @@ def main(argv: list[str]) -> int:
         parser.add_argument("queries", type=Path)
         parser.add_argument("work", type=Path)
         parser.add_argument("out", type=Path)
-        parser.add_argument("options", nargs="?", default="{}")
+        parser.add_argument("--options", default="{}", help="TuneOptions fields as JSON")
         parser.add_argument("--folds", type=int, default=2)
         parser.add_argument("--split", choices=("groups", "queries"), default="groups")
         a = parser.parse_args(args)

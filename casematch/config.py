@@ -38,7 +38,7 @@ TUNE_KEYS: dict[str, type] = {
     "epochs": int, "batch_size": int, "learning_rate": float, "warmup": float,
     "max_tokens": int, "holdout": float, "seed": int, "min_gain": float,
     "loss": str, "mini_batch": int, "symmetric": bool, "precision": str,
-    "checkpoint_every": int, "max_minutes": float,
+    "checkpoint_every": int, "max_minutes": float, "label_repeats": int,
     # Not a training setting: `casematch reindex` re-tunes when the last run is this old.
     "every_days": float,
 }

@@ -213,10 +213,13 @@ def test_tune_table_in_the_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[tune\]: unknown key\(s\) epoch"):
         Settings.load(config, env={})
     config.write_text('[tune]\nloss = "mnrl"\nmini_batch = 4\nsymmetric = false\n'
-                      'precision = "fp32"\ncheckpoint_every = 3\n', encoding="utf-8")
+                      'precision = "fp32"\ncheckpoint_every = 3\nlabel_repeats = 1\n',
+                      encoding="utf-8")
     options = TuneOptions(**Settings.load(config, env={}).tune)
     assert (options.loss, options.mini_batch, options.symmetric, options.precision,
-            options.checkpoint_every) == ("mnrl", 4, False, "fp32", 3)
+            options.checkpoint_every, options.label_repeats) == ("mnrl", 4, False, "fp32", 3, 1)
+    with pytest.raises(ConfigError, match="label_repeats"):
+        TuneOptions(label_repeats=0)
     config.write_text('[tune]\nsymmetric = "false"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="symmetric"):
         Settings.load(config, env={})
@@ -453,3 +456,27 @@ def test_the_tuned_model_must_win_on_one_measure_and_lose_on_none(
     from casematch.tune import _wins
 
     assert _wins(base, tuned, has_labels, 0.0) is wins
+
+
+@pytest.mark.parametrize("switches", [True, False])
+def test_fusion_is_fitted_on_labels_the_tuned_model_never_saw(
+        tmp_path: Path, real_encoder, monkeypatch: pytest.MonkeyPatch, switches: bool) -> None:  # type: ignore[no-untyped-def]
+    import casematch.tune as tune_module
+    from casematch.cases import LabelledQuery
+
+    root = build(tmp_path / "index", corpus(), real_encoder)
+    labels = [LabelledQuery(f"{product} trouble {n}", (f"c{p}-{n}",))
+              for p, product in enumerate(PRODUCTS) for n in range(len(SYMPTOMS))]
+    fitted: list[list[str]] = []
+    monkeypatch.setattr(tune_module, "_wins", lambda *_args: switches)
+    monkeypatch.setattr(tune_module, "_fit_fusion",
+                        lambda _root, given: fitted.append([lb.query for lb in given]))
+    report = tune(root, labels=labels, options=SHORT)
+    assert report.decision == ("tuned" if switches else "kept-base")
+    assert report.labels_train + report.labels_heldout == len(labels)
+    # Tuned on most of the labels, the model is judged on the others only; the base model
+    # trained on none of them, so every label counts.
+    expected = report.labels_heldout if switches else len(labels)
+    assert len(fitted) == 1 and len(fitted[0]) == report.fusion_labels == expected
+    if switches:
+        assert 0 < expected < len(labels)
