@@ -111,7 +111,7 @@ class TuneOptions:
     # Each labelled pair (a label or a vote, with the case it names) is trained on this many
     # times per epoch, the cases' own pairs once: labels are few and say exactly what the
     # users want found. On StackFAQ, with half of the 630 queries as labels, the tune's own
-    # held-out labels preferred 3 passes over 1 (MRR 0.953 -> 0.984), and so did the
+    # held-out labels preferred 3 passes (epochs) to 1 (MRR 0.953 -> 0.984), and so did the
     # queries it never saw (RESULTS.md, "Learning from labels").
     label_repeats: int = 3
 
@@ -272,11 +272,9 @@ def _labelled_heldout(labels: Sequence[LabelledQuery], held_cases: Sequence[Case
         out.gold.append(len(pool) - 1)
     # Its own generator: drawing from the run's would change which batches train.
     drawn = random.Random(seed).sample(list(cases), len(cases))
-    for case_id in dict.fromkeys([c.id for c in held_cases] + [c.id for c in drawn]):
-        if len(pool) >= max(LABEL_CANDIDATES, len(labels)):
-            break
-        if case_id not in pool:
-            pool.append(case_id)
+    named = set(pool)
+    others = dict.fromkeys(c.id for c in [*held_cases, *drawn] if c.id not in named)
+    pool += list(others)[:max(0, LABEL_CANDIDATES - len(pool))]
     out.candidates = [by_id[case_id].search_text() for case_id in pool]
     for label, gold in zip(labels, out.gold, strict=True):
         skip = set(label.exclude) | set(label.relevant)
