@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from test_resolution_precision import ALICE, ASKER, BOB, thread
 
-from casematch.cases import Message
 from casematch.resolution import resolve_thread
-
-ASKER, ALICE, BOB = "U_ASK", "U_ALICE", "U_BOB"
-NAMES = {ASKER: "Dana", ALICE: "Alice", BOB: "Bob"}
-START = datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
-
-
-def thread(*turns: tuple[str, str]) -> list[Message]:
-    return [Message(text=text, author=NAMES[who], author_id=who,
-                    created_at=START + timedelta(minutes=n), ts=f"17840000{n:02d}.000100")
-            for n, (who, text) in enumerate(turns)]
 
 
 def test_thanks_but_still_cannot_is_not_resolved() -> None:
