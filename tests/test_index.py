@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FakeEncoder, make_case
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from casematch.cases import Filters
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
@@ -317,3 +319,20 @@ def test_writer_embeds_pending_texts_in_batches_from_the_store(
                 for row in store.chunk_rows(store.hashes()[case_id][0])]
         stored = index.storage.vectors.reconstruct_batch(np.array([r[0] for r in rows]))
         assert np.allclose(stored, FakeEncoder().encode([r[2] for r in rows]), atol=1e-2)
+
+
+# Words (final sigma, dotted I, accents included) separated by runs of 1 to 300 spaces,
+# so that some texts shrink below the compared length once their whitespace is squeezed.
+_WORDS = st.text(alphabet=st.sampled_from("a\u03a3\u03c3\u0130\u00e9xyz1"), max_size=12)
+_SPACES = st.integers(1, 300).map(lambda n: ("\t\n \u2003" * n)[:n])
+
+
+@given(st.lists(st.tuples(_WORDS, _SPACES), max_size=250))
+@settings(max_examples=300, deadline=None)
+def test_collapse_compares_the_same_characters_as_normalising_the_whole_text(
+    parts: list[tuple[str, str]],
+) -> None:
+    from casematch.search.collapse import COLLAPSE_CHARS, compared_text
+
+    text = "".join(word + spaces for word, spaces in parts)
+    assert compared_text(text) == " ".join(text.lower().split())[:COLLAPSE_CHARS]

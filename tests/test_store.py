@@ -71,10 +71,15 @@ def test_filters_and_the_chunk_map_agree(tmp_path: Path) -> None:
     assert set(by(**since.sql_args())) == {rowid["b"]}
     chunks = store.chunk_map()
     assert len(chunks) == 5
-    b_chunks = chunks.chunks_of(rowid["b"])
-    assert len(b_chunks) == 2
+    b_chunks, counts = chunks.chunks_of_each([rowid["b"]])
+    assert len(b_chunks) == 2 and counts.tolist() == [2]
     assert set(chunks.cases_of(b_chunks)) == {rowid["b"]}
     assert set(chunks.chunks_in(np.array([rowid["b"]]))) == set(b_chunks)
+    # Several cases at once, in the order asked, a case without chunks counted as 0.
+    ids, counts = chunks.chunks_of_each([rowid["b"], 10**6, rowid["a"], rowid["b"]])
+    assert counts.tolist() == [2, 0, len(chunks.chunks_in(np.array([rowid["a"]]))), 2]
+    assert set(chunks.cases_of(ids[:2])) == set(chunks.cases_of(ids[-2:])) == {rowid["b"]}
+    assert set(chunks.cases_of(ids[2:-2])) == {rowid["a"]}
 
 
 def test_lexical_search_ranks_rare_terms_and_respects_filters(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from casematch.cases import Case
+from casematch.cases import Case, Visibility
 
 # How much of a problem is compared to detect a recurring incident.
 COLLAPSE_CHARS = 400
@@ -47,20 +47,29 @@ def collapse(ranked: list[tuple[int, float]], cases: dict[int, Case],
     if threshold is None:
         return [Group(r, s, [r]) for r, s in ranked[:k]]
     groups: list[Group] = []
-    kept: list[_Shingles] = []
+    # The kept groups' trigram arrays, visibilities and sketches (one row each), so that a
+    # candidate is told apart from all of them by one numpy expression.
+    grams_of: list[np.ndarray] = []
+    visibility_of: list[Visibility] = []
+    sketches = np.empty((k, SKETCH_WORDS), dtype=np.uint64)
+    counts = np.empty(k, dtype=np.int64)
     for rowid, score in ranked[:collapse_window(k)]:
-        shingles = _trigrams(cases[rowid])
+        grams, sketch, count = _trigrams(cases[rowid])
         # Only cases visible to the same people fold together: a private case must never
         # hide a public one behind it (or ride along inside a public match).
         visibility = cases[rowid].visibility
-        similar = next((i for i, other in enumerate(kept)
-                        if cases[groups[i].rowid].visibility == visibility
-                        and _same_incident(shingles, other, threshold)), None)
+        kept = len(groups)
+        possible = np.flatnonzero(_possibly_same(sketches[:kept], counts[:kept], sketch, count,
+                                                 threshold)).tolist() if kept else []
+        similar = next((i for i in possible if visibility_of[i] == visibility
+                        and _jaccard(grams_of[i], grams) >= threshold), None)
         if similar is not None:
             groups[similar].members.append(rowid)
-        elif len(groups) < k:
+        elif kept < k:
             groups.append(Group(rowid, score, [rowid]))
-            kept.append(shingles)
+            grams_of.append(grams)
+            visibility_of.append(visibility)
+            sketches[kept], counts[kept] = sketch, count
     return groups
 
 
@@ -69,14 +78,17 @@ def collapse_window(k: int) -> int:
 
 
 # Trigram sets of a case, with a bit sketch of them: hashed into SKETCH_BITS bits, so that
-# most pairs are told apart by two big-int operations instead of two set operations.
+# most pairs are told apart by a popcount of their sketches' AND instead of set operations.
 # A trigram is its three code points packed into one int64 (21 bits each), so a set is a
 # sorted numpy array: built in half the time of a frozenset of substrings (~90 against
-# ~190 µs for a 400-character text), and the same set.
-# The third part is the sketch's popcount, counted once per text: a pair's union is then
-# a sum, and each pair costs one big-int `&` and one popcount (~1 us each at this size).
-_Shingles = tuple[np.ndarray, int, int]
+# ~190 us for a 400-character text), and the same set.
+# A sketch is SKETCH_WORDS uint64 words, and its popcount is counted once per text: a
+# candidate is compared with every kept group in one vectorised AND + popcount (about a
+# third of the time of one big-int AND and popcount per pair, in Python, measured at
+# 1,076 GitBugs reports; benchmarks/RESULTS.md, "Warm query on the peers' index").
+_Shingles = tuple[np.ndarray, np.ndarray, int]
 SKETCH_BITS = 1 << 14
+SKETCH_WORDS = SKETCH_BITS // 64
 # The sketch's Jaccard differs from the exact one only by hash collisions: with ~400
 # trigrams per text in 16,384 bits, a few hundredths at most. Pairs below the threshold by
 # more than this margin are not compared exactly.
@@ -86,7 +98,18 @@ _SKETCH_SHIFT = np.uint64(64 - SKETCH_BITS.bit_length() + 1)
 
 
 def _trigrams(case: Case) -> _Shingles:
-    return _shingles(" ".join(f"{case.title} {case.problem}".lower().split())[:COLLAPSE_CHARS])
+    return _shingles(compared_text(f"{case.title} {case.problem}"))
+
+
+def compared_text(text: str) -> str:
+    """The first COLLAPSE_CHARS of `text`, lower-cased, whitespace runs made one space."""
+    # Normalising a whole long report to keep 400 characters was most of the cost of a
+    # collapse; a prefix gives the same characters whenever it leaves enough of them
+    # (lower-casing and splitting work character by character from the start).
+    head = " ".join(text[:4 * COLLAPSE_CHARS].lower().split())
+    if len(head) <= COLLAPSE_CHARS:
+        head = " ".join(text.lower().split())
+    return head[:COLLAPSE_CHARS]
 
 
 @functools.lru_cache(maxsize=8192)
@@ -96,19 +119,29 @@ def _shingles(text: str) -> _Shingles:
     if len(points) < 3:  # as `text[0:3]`: a short text is one trigram, itself
         points = np.concatenate([points, np.zeros(3 - len(points), np.int64)])
     grams = np.unique(points[:-2] << 42 | points[1:-1] << 21 | points[2:])
-    grams.flags.writeable = False  # shared through the cache
     bits = np.zeros(SKETCH_BITS, dtype=bool)
     bits[(grams.astype(np.uint64) * _GOLDEN) >> _SKETCH_SHIFT] = True
-    return grams, int.from_bytes(np.packbits(bits).tobytes(), "big"), int(bits.sum())
+    sketch = np.packbits(bits).view(np.uint64)
+    for shared in (grams, sketch):  # shared through the cache
+        shared.flags.writeable = False
+    return grams, sketch, int(bits.sum())
+
+
+def _possibly_same(sketches: np.ndarray, counts: np.ndarray, sketch: np.ndarray, count: int,
+                   threshold: float) -> np.ndarray:
+    """Which rows of `sketches` may reach `threshold` with `sketch`: the sketches' Jaccard
+    is within SKETCH_MARGIN of it (or both sketches are empty)."""
+    common = np.bitwise_count(sketches & sketch).sum(axis=1, dtype=np.int64)
+    union = counts + count - common
+    result: np.ndarray = (union == 0) | (common >= (threshold - SKETCH_MARGIN) * union)
+    return result
 
 
 def _same_incident(a: _Shingles, b: _Shingles, threshold: float) -> bool:
     # Measured at 1,076 GitBugs reports: exact Jaccards of every pair were 9 ms of a 27 ms
     # search; nearly all pairs are far apart, which the sketch alone shows.
     (grams_a, sketch_a, count_a), (grams_b, sketch_b, count_b) = a, b
-    common = (sketch_a & sketch_b).bit_count()
-    union = count_a + count_b - common
-    if union and common < (threshold - SKETCH_MARGIN) * union:
+    if not _possibly_same(sketch_a[None], np.array([count_a]), sketch_b, count_b, threshold)[0]:
         return False
     return _jaccard(grams_a, grams_b) >= threshold
 

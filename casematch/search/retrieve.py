@@ -137,16 +137,16 @@ def _embed_query(encoder: Encoder, text: str) -> np.ndarray:
 def _dense_for(generation: Generation, query: np.ndarray,
                rowids: list[int]) -> dict[int, float]:
     """Exact cosine (best chunk) for cases the dense search did not draw."""
-    pairs = [(r, ids) for r in rowids if len(ids := generation.chunks.chunks_of(r))]
-    if not pairs:
+    ids, counts = generation.chunks.chunks_of_each(rowids)
+    held = counts > 0
+    if not held.any():
         return {}
-    rowids, groups = [r for r, _ in pairs], [ids for _, ids in pairs]
     # One FAISS call for every chunk: per-id calls cost ~45 us each through SWIG.
-    vectors = generation.vectors.reconstruct_batch(np.concatenate(groups))
-    cosines = vectors @ query[0]
-    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
-    best = np.maximum.reduceat(cosines, starts)
-    return {r: float(score) for r, score in zip(rowids, best, strict=True)}
+    cosines = generation.vectors.reconstruct_batch(ids) @ query[0]
+    counts = counts[held]
+    best = np.maximum.reduceat(cosines, np.cumsum(counts) - counts)
+    return {r: float(score)
+            for r, score in zip(np.asarray(rowids)[held].tolist(), best.tolist(), strict=True)}
 
 
 def _allowed_chunks(generation: Generation, filters: Filters) -> np.ndarray | None:

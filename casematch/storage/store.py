@@ -490,11 +490,15 @@ class ChunkMap:
         result: np.ndarray = self.ids[np.isin(self.cases, rowids)]
         return result
 
-    def chunks_of(self, rowid: int) -> np.ndarray:
-        """Chunk ids of one case."""
+    def chunks_of_each(self, rowids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(every chunk id of the cases `rowids`, in their order; how many each case has)."""
         cases, ids = self._by_case
-        lo, hi = np.searchsorted(cases, rowid, "left"), np.searchsorted(cases, rowid, "right")
-        return ids[lo:hi]
+        wanted = np.asarray(rowids, dtype=cases.dtype)
+        lo, hi = np.searchsorted(cases, wanted, "left"), np.searchsorted(cases, wanted, "right")
+        counts = hi - lo
+        # Position of every chunk: its case's first position plus its place among them.
+        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        return ids[np.repeat(lo, counts) + offsets], counts
 
     @functools.cached_property
     def _by_case(self) -> tuple[np.ndarray, np.ndarray]:
