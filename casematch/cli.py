@@ -357,7 +357,10 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
 @click.option("--dry-run", is_flag=True,
               help="Train and compare base and tuned models on held-out pairs; switch nothing.")
 @click.option("--revert", is_flag=True, help="Return to the base model (re-embeds everything).")
-@click.option("--epochs", type=click.IntRange(1, 20), help="Passes over the pairs (default 1).")
+@click.option("--epochs", callback=lambda _ctx, _param, value: _epochs_option(value),
+              metavar="N|auto",
+              help="Passes over the pairs: a number (1-20), or auto (the default): as many "
+                   "as keep the training within 4,000 pairs, 1 to 4.")
 @click.option("--max-steps", type=click.IntRange(1), help="Stop training after this many steps.")
 @click.option("--max-tokens", type=click.IntRange(16),
               help="Cut each training text to this many tokens (default 128; training only: "
@@ -369,7 +372,7 @@ def doctor_cmd(ctx: click.Context, index_path: Path | None, measure: bool,
 @json_option
 @click.pass_context
 def tune_cmd(ctx: click.Context, index_path: Path | None, label_files: tuple[Path, ...],
-             dry_run: bool, revert: bool, epochs: int | None, max_steps: int | None,
+             dry_run: bool, revert: bool, epochs: int | str | None, max_steps: int | None,
              max_tokens: int | None, max_minutes: float | None,
              ray_address: str | None, as_json: bool) -> None:
     """Fine-tune the index's model on its own resolved cases; use it only if it wins.
@@ -429,10 +432,26 @@ def _tune_labels(settings: Settings, files: tuple[Path, ...]) -> list[Any]:
     return [q for path in files for q in load_queries(path)] + _votes(settings)
 
 
+def _epochs_option(value: str | None) -> int | str | None:
+    # "auto" must reach TuneOptions as None, yet an absent option must not override
+    # `[tune] epochs`: the string "auto" stands for it until _tune_options.
+    if value is None or value == "auto":
+        return value
+    try:
+        epochs = int(value)
+    except ValueError:
+        epochs = 0
+    if not 1 <= epochs <= 20:
+        raise click.BadParameter(f"{value!r} is not a whole number from 1 to 20, or auto")
+    return epochs
+
+
 def _tune_options(settings: Settings, **overrides: Any) -> Any:
     from casematch.tune import TuneOptions
 
     values = {**settings.tune, **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("epochs") == "auto":
+        values["epochs"] = None
     values.pop("every_days", None)  # the schedule, not a training setting
     return TuneOptions(**values)
 

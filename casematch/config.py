@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,18 @@ _SHARED_SOURCE_KEYS = {
     "slack-api": ("lookback_days", "include_private", "recheck_unresolved"),
     "zendesk-api": ("start_time", "per_page"),
 }
-# What a [tune] table may set, and the type each is read as.
-TUNE_KEYS: dict[str, type] = {
-    "epochs": int, "batch_size": int, "learning_rate": float, "warmup": float,
+def _epochs(value: Any) -> int | None:
+    """`epochs = "auto"` (None: chosen from the number of pairs) or a whole number."""
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f'[tune] epochs = {value!r}: use a whole number or "auto"')
+    return value
+
+
+# What a [tune] table may set, and how each is read.
+TUNE_KEYS: dict[str, Callable[[Any], Any]] = {
+    "epochs": _epochs, "batch_size": int, "learning_rate": float, "warmup": float,
     "max_tokens": int, "holdout": float, "seed": int, "min_gain": float,
     "loss": str, "mini_batch": int, "symmetric": bool, "precision": str,
     "checkpoint_every": int, "max_minutes": float, "label_repeats": int,

@@ -241,7 +241,9 @@ def tune_text(report: Mapping[str, Any]) -> str:
     lines = [f"Cases: {report['cases']}; training pairs: {report['pairs_train']} "
              f"(+{report['labels_train']} labelled), held out: {report['pairs_heldout']} pairs"
              f" and {report['labels_heldout']} labels",
-             f"Trained {report['steps']} steps on {report['device']} in "
+             f"Trained {report['steps']} steps"
+             + (f" ({report['epochs']} passes over the pairs)" if report.get("epochs") else "")
+             + f" on {report['device']} in "
              f"{report['train_seconds']:.0f} s (peak memory {report['peak_rss_mb']:.0f} MB)"
              + (f"; stopped at the time cap ({report['steps_planned']} planned)"
                 if report.get("stopped_by_time") else "")]

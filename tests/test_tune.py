@@ -118,6 +118,8 @@ def test_tune_switches_to_a_model_inside_the_index_and_reverts(
     assert report.decision == "tuned"
     assert report.model.startswith("models/tuned-") and (root / report.model).is_dir()
     assert set(report.heldout) == {"base", "tuned"} and report.pairs_heldout > 0
+    # A few dozen pairs: "auto" plans the most passes; max_steps still cuts them short.
+    assert report.epochs == 4 and report.steps == report.steps_planned == 2
     assert current_generation(root) != before
     with CaseIndex.open(root) as index:
         assert index.manifest["model"] == report.model  # relative: a copied index opens
@@ -480,3 +482,39 @@ def test_fusion_is_fitted_on_labels_the_tuned_model_never_saw(
     assert len(fitted) == 1 and len(fitted[0]) == report.fusion_labels == expected
     if switches:
         assert 0 < expected < len(labels)
+
+
+def test_auto_epochs_give_a_small_index_more_passes_within_the_same_pairs() -> None:
+    from casematch.tune import AUTO_PAIR_PASSES, MAX_AUTO_EPOCHS, planned_epochs
+
+    assert planned_epochs(965, None) == 4  # SeaMonkey: 3,860 pairs in all
+    assert planned_epochs(2247, None) == 1  # the 2,500-case budget corpus: one pass
+    assert planned_epochs(1500, None) == 2
+    assert planned_epochs(10, None) == MAX_AUTO_EPOCHS
+    assert planned_epochs(50_000, None) == 1
+    for pairs in (1, 333, 999, 1001, 1334, 2001, 4001):
+        epochs = planned_epochs(pairs, None)
+        assert epochs == 1 or epochs * pairs <= AUTO_PAIR_PASSES
+    assert planned_epochs(965, 1) == 1 and planned_epochs(50_000, 3) == 3  # set: as set
+
+
+def test_epochs_auto_from_the_config_and_the_command_line(tmp_path: Path) -> None:
+    from casematch.cli import _tune_options
+    from casematch.config import Settings
+    from casematch.errors import ConfigError
+
+    config = tmp_path / "casematch.toml"
+    config.write_text('[tune]\nepochs = "auto"\n', encoding="utf-8")
+    settings = Settings.load(config, env={})
+    assert _tune_options(settings).epochs is None
+    assert _tune_options(settings, epochs=3).epochs == 3
+    config.write_text("[tune]\nepochs = 2\n", encoding="utf-8")
+    assert _tune_options(Settings.load(config, env={}), epochs="auto").epochs is None
+    assert _tune_options(Settings.load(config, env={})).epochs == 2
+    for bad in ('"two"', "2.5", "true"):
+        config.write_text(f"[tune]\nepochs = {bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="epochs"):
+            Settings.load(config, env={})
+    result = CliRunner().invoke(cli, ["tune", "--index", str(tmp_path / "none"),
+                                      "--epochs", "0"])
+    assert result.exit_code == 2 and "from 1 to 20, or auto" in result.output
