@@ -121,15 +121,15 @@ def per_query(index_dir: Path, queries: Path,
         options = SearchOptions(collapse_above=None)
         weight = index.fitted_lexical_weight
         for row in rows:
-            found = gather(index.storage, index.encoder, row["query"], options.candidates,
-                           Filters(), options)
+            gathered = gather(index.storage, index.encoder, row["query"], options.candidates,
+                              Filters(), options)
             excluded = set(row.get("exclude") or ())
-            found = {r: c for r, c in found.items() if ids[r] not in excluded}
+            found = {r: c for r, c in gathered.candidates.items() if ids[r] not in excluded}
             gold = {r for r in found if ids[r] in set(row["relevant"])}
             wanted = len(set(row["relevant"]) - excluded)
             for rule, mode, w in (("default", "hybrid", weight), ("dense", "dense", None),
                                   ("lexical", "lexical", None), ("fixed 0.3", "hybrid", 0.3)):
-                scores = fuse(found, mode, w)
+                scores = fuse(found, mode, w, query_terms=gathered.query_terms)
                 out[rule].append(reciprocal_rank(scores, gold))
                 if recall is not None:
                     top = sorted(scores, key=lambda r: -scores[r])[:10]

@@ -188,6 +188,8 @@ class Filters:
         tags: case tags.
         since, until: bounds on `created_at` (inclusive).
         resolved_only: suggest only resolved cases (the default).
+        exclude: case ids searched as if they were not indexed (`casematch eval` leaves a
+            query's own case out this way, before fusion sees its scores).
     """
 
     sources: tuple[str, ...] = ()
@@ -196,10 +198,12 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     resolved_only: bool = True
+    exclude: tuple[str, ...] = ()
 
     @property
     def narrows(self) -> bool:
-        return bool(self.sources or self.channels or self.tags or self.since or self.until)
+        return bool(self.sources or self.channels or self.tags or self.since or self.until
+                    or self.exclude)
 
     def sql_args(self) -> dict[str, Any]:
         return {
@@ -209,6 +213,7 @@ class Filters:
             "tags": self.tags,
             "since": self.since.timestamp() if self.since else None,
             "until": self.until.timestamp() if self.until else None,
+            "exclude": self.exclude,
         }
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casematch.cases import LabelledQuery
+from casematch.cases import Filters, LabelledQuery
 from casematch.errors import CasematchError
 
 if TYPE_CHECKING:
-    from casematch.cases import Filters
     from casematch.index import CaseIndex
     from casematch.search import SearchOptions
 
@@ -182,12 +181,14 @@ def rank_queries(index: CaseIndex, queries: Sequence[LabelledQuery], k: int = 10
                  filters: Filters | None = None, options: SearchOptions | None = None,
                  ) -> list[Ranking]:
     rankings = []
+    filters = filters or Filters()
     for labelled in queries:
-        matches = index.search(labelled.query, k + len(labelled.exclude),
-                               filters=filters, options=options)
-        kept = [m for m in matches if m.case.id not in labelled.exclude][:k]
-        rankings.append(Ranking(labelled, tuple(m.case.id for m in kept),
-                                tuple(m.score for m in kept)))
+        # Left out inside the search, as if not indexed: fusion then never sees their
+        # scores (a query's own report would otherwise set the BM25 scale it is fused on).
+        leave_out = replace(filters, exclude=(*filters.exclude, *labelled.exclude))
+        matches = index.search(labelled.query, k, filters=leave_out, options=options)
+        rankings.append(Ranking(labelled, tuple(m.case.id for m in matches),
+                                tuple(m.score for m in matches)))
     return rankings
 
 

@@ -826,15 +826,16 @@ def _fit_fusion(root: Path, labels: Sequence[LabelledQuery]) -> float | None:
     with CaseIndex.open(root) as index:
         store = index.storage.store
         ids = {rowid: case_id for case_id, (rowid, _d) in store.hashes().items()}
-        queries: list[tuple[dict[int, Candidate], set[int]]] = []
+        queries: list[tuple[dict[int, Candidate], set[int], int]] = []
         options = SearchOptions(collapse_above=None)
         for label in labels:
             found = gather(index.storage, index.encoder, label.query, options.candidates,
                            Filters(), options)
-            candidates = {r: c for r, c in found.items() if ids[r] not in label.exclude}
+            candidates = {r: c for r, c in found.candidates.items()
+                          if ids[r] not in label.exclude}
             gold = {r for r in candidates if ids[r] in label.relevant}
             if candidates and gold:
-                queries.append((candidates, gold))
+                queries.append((candidates, gold, found.query_terms))
     return fit_weight(queries) if queries else None
 
 

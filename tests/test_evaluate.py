@@ -94,3 +94,23 @@ def test_eval_command_json_keys_and_missing_ids(fake_index: Path, tmp_path: Path
                                     "--mode", "lexical"])
     assert text.exit_code == 0, text.output
     assert "mrr" in text.output and "not in the index: 1 (e.g. gone-1)" in text.output
+
+
+def test_an_excluded_case_is_left_out_before_fusion(tmp_path: Path) -> None:
+    # Leave-one-out: the query's own report is its best lexical match. Excluded inside the
+    # search, it must not set the BM25 scale the other cases are fused on, so the best
+    # remaining lexical match gets the whole lexical weight over its cosine.
+    from casematch.evaluate import rank_queries
+    from casematch.search import SearchOptions
+
+    cases = [make_case("self", "printer E1042 jams on floor 3, E1042 again", "reboot"),
+             make_case("other", "printer shows E1042 and stays offline", "replace toner"),
+             make_case("vpn", "VPN tunnel drops every hour", "raise the IKE lifetime")]
+    index, _ = CaseIndex.build(cases, tmp_path, encoder=FakeEncoder())
+    query = LabelledQuery("printer E1042 jams on floor 3", ("other",), exclude=("self",))
+    with index:
+        [fused] = rank_queries(index, [query], 3, options=SearchOptions(lexical_weight=0.5))
+        [dense] = rank_queries(index, [query], 3, options=SearchOptions(mode="dense"))
+    assert "self" not in fused.ids and fused.ids[0] == "other"
+    bonus = fused.scores[0] - dense.scores[dense.ids.index("other")]
+    assert bonus == pytest.approx(0.5)

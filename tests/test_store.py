@@ -69,6 +69,10 @@ def test_filters_and_the_chunk_map_agree(tmp_path: Path) -> None:
     assert set(by(**Filters(tags=("vpn",)).sql_args())) == {rowid["a"]}
     since = Filters(since=datetime(2026, 2, 1, tzinfo=UTC))
     assert set(by(**since.sql_args())) == {rowid["b"]}
+    # Excluded ids are searched as if absent, together with the other filters.
+    assert set(by(**Filters(exclude=("a",)).sql_args())) == {rowid["b"]}
+    assert set(by(**Filters(exclude=("a", "b", "nosuchid"), resolved_only=False)
+                  .sql_args())) == {rowid["c"]}
     chunks = store.chunk_map()
     assert len(chunks) == 5
     b_chunks, counts = chunks.chunks_of_each([rowid["b"]])
@@ -92,6 +96,8 @@ def test_lexical_search_ranks_rare_terms_and_respects_filters(tmp_path: Path) ->
     assert [r for r, _ in vpn] == [rowid["a"]]
     assert store.lexical_search(match_expression(["vpn"]), weights=weights,
                                 sources=("zendesk",)) == []
+    assert store.lexical_search(match_expression(["e1042"]), weights=weights,
+                                exclude=("b",)) == []
     # Stemmed counts: "drops" and "drop" are one term.
     assert store.document_frequencies(["drop", "vpn", "nosuchword"]) == {"drop": 1, "vpn": 2}
 

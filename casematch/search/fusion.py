@@ -29,16 +29,20 @@ class Candidate:
 
 
 def fuse(candidates: Mapping[int, Candidate], mode: str,
-         lexical_weight: float | None = None) -> dict[int, float]:
+         lexical_weight: float | None = None, *, query_terms: int = 0) -> dict[int, float]:
     """rowid -> score, higher is closer. `mode` is "hybrid", "dense" or "lexical".
 
-    `lexical_weight` None: the query-adaptive rule (`adaptive_weight`)."""
+    `lexical_weight` None: the query-adaptive rule (`adaptive_weight`), which also reads
+    `query_terms`, the number of distinct terms of the query (`storage.lexical.query_terms`;
+    `retrieve.gather` returns it with the candidates).
+    """
     if mode == "dense":
         return {rowid: c.dense for rowid, c in candidates.items()}
     top = max((c.lexical for c in candidates.values()), default=0.0)
     if mode == "lexical":
         return {rowid: c.lexical for rowid, c in candidates.items() if c.lexical > 0}
-    weight = adaptive_weight(candidates) if lexical_weight is None else lexical_weight
+    weight = adaptive_weight(candidates, query_terms) if lexical_weight is None \
+        else lexical_weight
     scale = weight / top if top > 0 else 0.0
     return {rowid: c.dense + scale * c.lexical for rowid, c in candidates.items()}
 
@@ -56,9 +60,14 @@ SPREAD_PERCENTILE = 90
 # evidence gets DISTINCTIVE_WEIGHT whatever the model thinks of that case.
 DISTINCTIVE_MARGIN = 0.45
 DISTINCTIVE_WEIGHT = 0.2
+# ... in a message of at most this many distinct terms. In a ticket body of fifty or more
+# terms, BM25 far ahead of its second means many shared words (a pasted user agent, a
+# log), which the dense model has already weighed; on GitBugs those were the only
+# firings, and they cost MRR after tuning (benchmarks/RESULTS.md, "Distinctive matches").
+DISTINCTIVE_MAX_TERMS = 32
 
 
-def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
+def adaptive_weight(candidates: Mapping[int, Candidate], query_terms: int) -> float:
     """The lexical weight for one query, from how far the dense model agrees with BM25.
 
     Dynamic Alpha Tuning (Hsu & Tzeng 2025) weighs each retriever per query by how good
@@ -76,7 +85,8 @@ def adaptive_weight(candidates: Mapping[int, Candidate]) -> float:
     if lexical[0] <= 0:
         return 0.0
     second = lexical[1] if len(lexical) > 1 else 0.0
-    distinctive = (lexical[0] - second) / lexical[0] >= DISTINCTIVE_MARGIN
+    distinctive = query_terms <= DISTINCTIVE_MAX_TERMS \
+        and (lexical[0] - second) / lexical[0] >= DISTINCTIVE_MARGIN
     lexical_top = max(candidates.values(), key=lambda c: c.lexical)
     cosines = sorted(c.dense for c in candidates.values())
     best = cosines[-1]
@@ -108,15 +118,17 @@ def reciprocal_rank(scores: Mapping[int, float], relevant: set[int], cutoff: int
     return next((1.0 / n for n, r in enumerate(ranked, start=1) if r in relevant), 0.0)
 
 
-def fit_weight(queries: Sequence[tuple[Mapping[int, Candidate], set[int]]]) -> float | None:
+def fit_weight(queries: Sequence[tuple[Mapping[int, Candidate], set[int], int]]) -> float | None:
     """The fixed lexical weight that ranks labelled queries best (MRR@10), or None when
-    the query-adaptive rule does as well (within `FIT_MARGIN`) or there are too few."""
+    the query-adaptive rule does as well (within `FIT_MARGIN`) or there are too few.
+
+    Each query: its candidates, the relevant rowids among them, its number of terms."""
     if len(queries) < MIN_FIT_QUERIES:
         return None
 
     def mrr(weight: float | None) -> float:
-        return sum(reciprocal_rank(fuse(c, "hybrid", weight), gold)
-                   for c, gold in queries) / len(queries)
+        return sum(reciprocal_rank(fuse(c, "hybrid", weight, query_terms=terms), gold)
+                   for c, gold, terms in queries) / len(queries)
 
     best = max(WEIGHT_GRID, key=mrr)
     return best if mrr(best) > mrr(None) + FIT_MARGIN else None

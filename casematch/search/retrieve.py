@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,8 +35,9 @@ def search(
     text = text.strip()
     if not text or k <= 0 or generation.vectors.ntotal == 0:
         return []
-    candidates = gather(generation, encoder, text, max(k, options.candidates), filters, options)
-    scores = fuse(candidates, options.mode, options.lexical_weight)
+    found = gather(generation, encoder, text, max(k, options.candidates), filters, options)
+    scores = fuse(found.candidates, options.mode, options.lexical_weight,
+                  query_terms=found.query_terms)
     if not scores:
         return []
     ranked = sorted(scores.items(), key=lambda item: -item[1])
@@ -63,16 +65,24 @@ def search(
     return matches
 
 
+class Gathered(NamedTuple):
+    """A query's candidates, and what fusion needs to know of the query itself."""
+
+    candidates: dict[int, Candidate]
+    query_terms: int  # distinct terms of the query (0 in dense mode, which reads none)
+
+
 def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters: Filters,
-           options: SearchOptions) -> dict[int, Candidate]:
+           options: SearchOptions) -> Gathered:
     """Up to `n` cases from each retriever, every one scored by both."""
     allowed = _allowed_chunks(generation, filters)
     if allowed is not None and len(allowed) == 0:
-        return {}
+        return Gathered({}, 0)
     store = generation.store
     pending: Future[list[tuple[int, float]]] | None = None
-    if options.mode != "dense":
-        terms = select_terms(query_terms(text), store.document_frequencies)
+    all_terms = query_terms(text) if options.mode != "dense" else []
+    if all_terms:
+        terms = select_terms(all_terms, store.document_frequencies)
         expression = match_expression([t.raw for t in terms])
         if expression:
             # Drawn within the same filters as the dense side; `allowed is None` means no
@@ -99,8 +109,8 @@ def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters:
                 others += 1
     # Lexical mode still reports cosines (for thresholds), at no ranking cost.
     dense.update(_dense_for(generation, query, [r for r in lexical if r not in dense]))
-    return {r: Candidate(r, dense.get(r, 0.0), lexical.get(r, 0.0))
-            for r in dense.keys() | lexical.keys()}
+    return Gathered({r: Candidate(r, dense.get(r, 0.0), lexical.get(r, 0.0))
+                     for r in dense.keys() | lexical.keys()}, len(all_terms))
 
 
 def _background() -> ThreadPoolExecutor:

@@ -346,9 +346,11 @@ class CaseStore:
         tags: Sequence[str] = (),
         since: float | None = None,
         until: float | None = None,
+        exclude: Sequence[str] = (),
     ) -> np.ndarray:
         """Rowids of the cases that pass every filter (filters are ANDed, values ORed)."""
-        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+        where, params = _filter_sql(resolved_only, sources, channels, tags, since, until,
+                                    exclude)
         sql = "SELECT rowid FROM cases" + (" WHERE " + where if where else "")
         return np.array([r[0] for r in self._db.execute(sql, params)], dtype=np.int64)
 
@@ -365,6 +367,7 @@ class CaseStore:
         tags: Sequence[str] = (),
         since: float | None = None,
         until: float | None = None,
+        exclude: Sequence[str] = (),
     ) -> list[tuple[int, float]]:
         """(case rowid, BM25 score, higher is better) of every case matching `match`, best first.
 
@@ -374,7 +377,7 @@ class CaseStore:
         Filters are applied inside the query.
         """
         sql, args = _bm25_query(match, weights, resolved_only, sources, channels, tags,
-                                since, until)
+                                since, until, exclude)
         rows = self._db.execute(sql + " ORDER BY score DESC", args)
         return [(int(r), float(v)) for r, v in rows]
 
@@ -422,9 +425,11 @@ class CaseStore:
 
 def _bm25_query(match: str, weights: Sequence[float], resolved_only: bool,
                 sources: Sequence[str], channels: Sequence[str], tags: Sequence[str],
-                since: float | None, until: float | None) -> tuple[str, list[Any]]:
+                since: float | None, until: float | None,
+                exclude: Sequence[str] = ()) -> tuple[str, list[Any]]:
     """SELECT (rowid, score) of the cases matching `match` within the filters, unordered."""
-    where, params = _filter_sql(resolved_only, sources, channels, tags, since, until)
+    where, params = _filter_sql(resolved_only, sources, channels, tags, since, until,
+                                exclude)
     # bm25() is negative in FTS5 (more negative is better); weights are per column.
     marks = ",".join("?" * len(weights))
     # CROSS JOIN keeps the FTS5 scan as the outer loop; the planner would otherwise drive
@@ -445,6 +450,7 @@ def _filter_sql(
     tags: Sequence[str],
     since: float | None,
     until: float | None,
+    exclude: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     """A WHERE clause over `cases` (without the keyword) and its parameters."""
     where: list[str] = []
@@ -467,6 +473,9 @@ def _filter_sql(
     if until is not None:
         where.append("cases.created_at <= ?")
         params.append(until)
+    if exclude:
+        where.append(f"cases.id NOT IN ({','.join('?' * len(exclude))})")
+        params.extend(exclude)
     return " AND ".join(where), params
 
 
