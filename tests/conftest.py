@@ -124,3 +124,25 @@ def _torch_threads_restored() -> Iterator[None]:
     sbert = sys.modules.get("casematch.encoders.sbert")
     if sbert is not None:
         sbert._ONE_THREAD = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _slack_watchers_stopped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # `build_app` starts a thread that checks Slack's Web API every few seconds until the
+    # app is stopped. Tests drop their app (and the local Slack it talks to) without
+    # serving it, so without this the thread outlives its fake Slack and warns later.
+    app = sys.modules.get("casematch.slack.app")
+    if app is None:
+        yield
+        return
+    started: list[object] = []
+    original = app.Responders.watch_slack
+
+    def watch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        started.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(app.Responders, "watch_slack", watch)
+    yield
+    for responders in started:
+        responders.stopped.set()  # type: ignore[attr-defined]

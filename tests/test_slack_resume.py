@@ -33,16 +33,17 @@ def fake() -> Iterator[FakeSlackWeb]:
 
 
 def freeze_searches(built: Responders, *, die: bool = True) -> threading.Event:
-    """Searches block (as in a process that stops mid-work) until the event is set; then,
-    with `die`, they fail, as the killed process's work would never have completed."""
+    """Searches block (as in a process that stops mid-work) until the event is set; with
+    `die`, for good, as a killed process's work never completes. (Raising instead, once
+    the test is over, would surface in whichever test runs then.)"""
     release = threading.Event()
     suggester = built.responder.suggester
     suggest = suggester.suggest
 
     def frozen(text: str, channel: str, **kw: Any) -> Any:
-        release.wait(30)
         if die:
-            raise SystemExit("the process was killed")
+            threading.Event().wait()
+        release.wait(30)
         return suggest(text, channel, **kw)
 
     suggester.suggest = frozen  # type: ignore[method-assign]
