@@ -206,7 +206,7 @@ def rank_casematch(dev_set: dict[str, Any]) -> dict[str, list[list[str]]]:
     GitBugs' gold answers are near-identical reports that collapse would fold together)."""
     import faiss  # noqa: F401  (before torch: they share libgomp)
 
-    from casematch.cases import Case
+    from casematch.cases import Case, Filters
     from casematch.encoders import load_encoder
     from casematch.index import CaseIndex
     from casematch.search import SearchOptions
@@ -219,8 +219,12 @@ def rank_casematch(dev_set: dict[str, Any]) -> dict[str, list[list[str]]]:
         with CaseIndex.open(tmp) as index:
             for row, mode in (("casematch", "hybrid"), ("casematch dense", "dense")):
                 options = SearchOptions(mode=mode, collapse_above=None)
-                out[row] = [[m.case.id for m in index.search(q, dev_set["k"], options=options)]
-                            for q in dev_set["queries"]]
+                # The query's own report left out inside the search, as `casematch eval`
+                # does: its self-match would otherwise set the BM25 scale of the fusion.
+                out[row] = [[m.case.id for m in index.search(
+                    q, dev_set["k"], options=options, filters=Filters(exclude=tuple(ex)))]
+                            for q, ex in zip(dev_set["queries"], dev_set["exclude"],
+                                             strict=True)]
     return out
 
 
@@ -412,7 +416,7 @@ def run_quality(args: argparse.Namespace, pythons: dict[str, str | None],
     """MRR@10 and Recall@10 of every system on both dev sets, each in its own process."""
     devs = [common.gitbugs(args.data), common.stackfaq(args.data)]
     sets = [{"name": dev.name, "k": 10 + max((len(e) for e in dev.exclude), default=0),
-             "queries": dev.queries,
+             "queries": dev.queries, "exclude": [list(e) for e in dev.exclude],
              "corpus": [{"id": c.id, "title": c.title, "problem": c.problem,
                          "resolution": c.resolution, "text": c.text()} for c in dev.cases]}
             for dev in devs]
@@ -473,7 +477,10 @@ def quality_report(devs: list[common.DevSet], ranked: dict[str, list[list[list[s
         "txtai `hybrid=True` is `Embeddings(path=..., backend=\"faiss\", content=True, "
         "hybrid=True)`: BM25 over its own tokens, each score divided by min(best + mean, "
         "6 * mean) of the index, then 0.5 * cosine + 0.5 * that (its defaults). GitBugs: "
-        "the query's own report stays in the corpus and is dropped from its ranking. "
+        "the query's own report stays in the corpus and is dropped from its ranking; "
+        "casematch leaves it out inside the search (`Filters.exclude`, as `casematch eval` "
+        "does), since its self-match would set the BM25 scale of casematch's fusion, while "
+        "the peers' scores of other reports do not depend on it. "
         "Recall@10: share of a query's relevant cases in the top 10 (as "
         "`casematch eval`).",
         "",

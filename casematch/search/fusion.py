@@ -61,9 +61,10 @@ SPREAD_PERCENTILE = 90
 DISTINCTIVE_MARGIN = 0.45
 DISTINCTIVE_WEIGHT = 0.2
 # ... in a message of at most this many distinct terms. In a ticket body of fifty or more
-# terms, BM25 far ahead of its second means many shared words (a pasted user agent, a
-# log), which the dense model has already weighed; on GitBugs those were the only
-# firings, and they cost MRR after tuning (benchmarks/RESULTS.md, "Distinctive matches").
+# terms, BM25 far ahead of its second reflects many words shared with one other case, not
+# one rare token, and the dense model has already weighed that overlap; on GitBugs those
+# were the only firings, and they cost MRR after tuning (benchmarks/RESULTS.md,
+# "Distinctive matches only in short messages").
 DISTINCTIVE_MAX_TERMS = 32
 
 
