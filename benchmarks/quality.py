@@ -121,10 +121,11 @@ def per_query(index_dir: Path, queries: Path,
         options = SearchOptions(collapse_above=None)
         weight = index.fitted_lexical_weight
         for row in rows:
-            gathered = gather(index.storage, index.encoder, row["query"], options.candidates,
-                              Filters(), options)
             excluded = set(row.get("exclude") or ())
-            found = {r: c for r, c in gathered.candidates.items() if ids[r] not in excluded}
+            # Left out inside the search, as `casematch eval` does.
+            gathered = gather(index.storage, index.encoder, row["query"], options.candidates,
+                              Filters(exclude=tuple(excluded)), options)
+            found = gathered.candidates
             gold = {r for r in found if ids[r] in set(row["relevant"])}
             wanted = len(set(row["relevant"]) - excluded)
             for rule, mode, w in (("default", "hybrid", weight), ("dense", "dense", None),

@@ -830,9 +830,8 @@ def _fit_fusion(root: Path, labels: Sequence[LabelledQuery]) -> float | None:
         options = SearchOptions(collapse_above=None)
         for label in labels:
             found = gather(index.storage, index.encoder, label.query, options.candidates,
-                           Filters(), options)
-            candidates = {r: c for r, c in found.candidates.items()
-                          if ids[r] not in label.exclude}
+                           Filters(exclude=label.exclude), options)
+            candidates = found.candidates
             gold = {r for r in candidates if ids[r] in label.relevant}
             if candidates and gold:
                 queries.append((candidates, gold, found.query_terms))
