@@ -76,8 +76,64 @@ def test_a_build_copies_the_query_model_into_the_index(built_index: Path) -> Non
     folder = built_index / INDEX_FOLDER
     config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
     assert config["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert (folder / "model.onnx").stat().st_size > 1_000_000
+    assert config["version"] == 2
+    # The weights beside the graph, where ONNX Runtime maps them instead of parsing them.
+    assert (folder / "model.onnx").stat().st_size < 1_000_000
+    assert (folder / "model.onnx.data").stat().st_size > 80_000_000
     assert (folder / "tokenizer.json").exists()
+
+
+def _inline_bundle(real_encoder, source: Path,  # type: ignore[no-untyped-def]
+                   folder: Path) -> Path:
+    """The bundle at `source` as version 1 (weights inside model.onnx), as earlier releases
+    wrote it."""
+    from casematch.encoders.onnx import OnnxTransformer
+
+    folder.mkdir(parents=True)
+    export = OnnxTransformer(real_encoder._model, Path(real_encoder._model_dir)).path
+    shutil.copyfile(export, folder / "model.onnx")
+    shutil.copyfile(source / "tokenizer.json", folder / "tokenizer.json")
+    config = json.loads((source / "encoder.json").read_text(encoding="utf-8"))
+    (folder / "encoder.json").write_text(json.dumps({**config, "version": 1}),
+                                         encoding="utf-8")
+    return folder
+
+
+@pytest.mark.model
+def test_a_version_1_query_model_still_answers_alike(  # type: ignore[no-untyped-def]
+        real_encoder, query_encoder, tmp_path: Path) -> None:
+    old = OnnxQueryEncoder(_inline_bundle(real_encoder, query_encoder.folder, tmp_path / "v1"),
+                           real_encoder.name)
+    pieces = [p for text in TEXTS for p in query_encoder.chunk(text)]
+    assert np.array_equal(old.encode(pieces), query_encoder.encode(pieces))
+
+
+@pytest.mark.model
+def test_the_cache_writes_a_version_1_query_model_again(  # type: ignore[no-untyped-def]
+        real_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.encoders.bundle import cached_bundle_dir
+
+    source = real_encoder.query_bundle()
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path / "cache"))
+    folder = cached_bundle_dir(real_encoder.name)
+    # An older release's bundle, for the same model files: version 1 alone makes it stale.
+    config = json.loads((_inline_bundle(real_encoder, source, folder) / "encoder.json")
+                        .read_text(encoding="utf-8"))
+    assert config["version"] == 1
+    assert real_encoder.query_bundle() == folder
+    assert json.loads((folder / "encoder.json").read_text(encoding="utf-8"))["version"] == 2
+    assert (folder / "model.onnx.data").stat().st_size > 80_000_000
+
+
+@pytest.mark.model
+def test_truncated_query_weights_are_refused_with_the_fix(  # type: ignore[no-untyped-def]
+        real_encoder, tmp_path: Path) -> None:
+    folder = tmp_path / "damaged"
+    shutil.copytree(real_encoder.query_bundle(), folder)
+    with open(folder / "model.onnx.data", "r+b") as weights:
+        weights.truncate(1_000_000)
+    with pytest.raises(ConfigError, match=r"model\.onnx.*delete .* to export it again"):
+        OnnxQueryEncoder(folder, real_encoder.name)
 
 
 _PROBE = """

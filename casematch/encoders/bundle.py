@@ -8,9 +8,14 @@ by the torch encoder (which exports the graph) and copied into each index it bui
 copied index answers fast on any machine with onnxruntime.
 
 Layout of a bundle folder:
-    model.onnx      the fused transformer (last hidden state), as `casematch.encoders.onnx`
-    tokenizer.json  the model's fast tokenizer, exactly the one sentence-transformers calls
-    encoder.json    model name, window, dimension, padding token, source fingerprint
+    model.onnx       the fused transformer's graph (last hidden state), as
+                     `casematch.encoders.onnx` exports it, without its weights
+    model.onnx.data  the weights, which ONNX Runtime maps into memory instead of parsing
+    tokenizer.json   the model's fast tokenizer, exactly the one sentence-transformers calls
+    encoder.json     model name, window, dimension, padding token, source fingerprint
+
+Version 1 bundles kept the weights inside model.onnx; they still load (more slowly), and
+the cache's own is written again as version 2 on the next build.
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ from casematch.errors import ConfigError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2
 INDEX_FOLDER = "model-onnx"  # beside the generations of an index, never pruned
-_FILES = ("model.onnx", "tokenizer.json", "encoder.json")
+GRAPH = "model.onnx"
+# The weights apart from the graph: ONNX Runtime maps the file instead of parsing a 90 MB
+# protobuf, and pages of the word-embedding table no query touches are never read. A cold
+# session took ~60 ms and 133 MB instead of ~165 ms and 204 MB (all-MiniLM-L6-v2;
+# benchmarks/RESULTS.md, "Cold start").
+WEIGHTS = "model.onnx.data"
+_FILES = {1: (GRAPH, "tokenizer.json", "encoder.json"),
+          2: (GRAPH, WEIGHTS, "tokenizer.json", "encoder.json")}
 
 
 def cache_dir() -> Path:
@@ -72,9 +84,9 @@ def read_bundle(folder: Path, model_name: str) -> dict[str, Any] | None:
         config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (not isinstance(config, dict) or config.get("version") != BUNDLE_VERSION
+    if (not isinstance(config, dict) or config.get("version") not in _FILES
             or config.get("model") != model_name
-            or not all((folder / name).is_file() for name in _FILES)):
+            or not all((folder / name).is_file() for name in _FILES[config["version"]])):
         return None
     return config
 
@@ -86,7 +98,7 @@ def write_bundle(folder: Path, *, onnx_path: Path, tokenizer_json: str,
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     os.chmod(tmp, 0o755)  # readable by whoever reads the index, as its other files
     try:
-        _link_or_copy(onnx_path, tmp / "model.onnx")
+        _write_graph(onnx_path, tmp)
         (tmp / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
         (tmp / "encoder.json").write_text(
             json.dumps({"version": BUNDLE_VERSION, **settings}, indent=2), encoding="utf-8")
@@ -95,26 +107,39 @@ def write_bundle(folder: Path, *, onnx_path: Path, tokenizer_json: str,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _write_graph(onnx_path: Path, folder: Path) -> None:
+    """The ONNX file at `onnx_path` as GRAPH and WEIGHTS in `folder`."""
+    import onnx  # the exporter's own dependency: never imported on the query path
+
+    onnx.save_model(onnx.load(str(onnx_path)), str(folder / GRAPH), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=WEIGHTS, size_threshold=1024)
+    for name in (GRAPH, WEIGHTS):
+        os.chmod(folder / name, 0o644)  # onnx writes its data file for its owner only
+
+
 def copy_bundle(source: Path, folder: Path) -> None:
-    """Copy a bundle (model.onnx hard-linked where the file system allows) into `folder`."""
-    if _same_bundle(source, folder):
+    """Copy a bundle (its model files hard-linked where the file system allows) into `folder`."""
+    config = json.loads((source / "encoder.json").read_text(encoding="utf-8"))
+    files = _FILES[config["version"]]
+    if _same_bundle(source, folder, files):
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}-"))
     os.chmod(tmp, 0o755)  # readable by whoever reads the index, as its other files
     try:
-        for name in _FILES:
+        for name in files:
             _link_or_copy(source / name, tmp / name)
         _swap_in(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _same_bundle(source: Path, folder: Path) -> bool:
+def _same_bundle(source: Path, folder: Path, files: tuple[str, ...]) -> bool:
     try:
         return all((source / n).read_bytes() == (folder / n).read_bytes()
-                   for n in ("encoder.json", "tokenizer.json")) and (
-            (source / "model.onnx").stat().st_size == (folder / "model.onnx").stat().st_size)
+                   for n in ("encoder.json", "tokenizer.json")) and all(
+            (source / n).stat().st_size == (folder / n).stat().st_size
+            for n in files if n.startswith(GRAPH))
     except OSError:
         return False
 

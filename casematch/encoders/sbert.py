@@ -99,7 +99,8 @@ class SentenceTransformerEncoder:
         folder = bundle.cached_bundle_dir(self._name)
         fingerprint = bundle.source_fingerprint(self._model_dir)
         found = bundle.read_bundle(folder, self._name)
-        if found is not None and found.get("fingerprint") == fingerprint:
+        if (found is not None and found.get("fingerprint") == fingerprint
+                and found.get("version") == bundle.BUNDLE_VERSION):
             return folder
         onnx = self._onnx or self._load_onnx(self._model_dir, forced=True)
         tokenizer = self._tokenizer
