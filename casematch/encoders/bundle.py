@@ -219,20 +219,20 @@ class OnnxQueryEncoder:
         self._window = self._max_length - 2
         self.batch_size = DEFAULT_BATCH_SIZE
         self._lower = bool(config.get("do_lower_case", False))
-        tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        self._tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
         # Two copies: one truncating and padding like sentence-transformers' preprocess
-        # for model inputs, one untouched for the offsets `chunk` cuts windows at.
+        # for model inputs, one untouched for the offsets `chunk` cuts windows at. The
+        # second is made on the first long text (each costs ~25 ms to parse, and a short
+        # query never needs it).
         try:
-            self._tokenizer = Tokenizer.from_str(tokenizer_json)
+            self._tokenizer = Tokenizer.from_str(self._tokenizer_json)
         except Exception as exc:  # tokenizers raises plain Exceptions on bad JSON
             raise ConfigError(f"{folder / 'tokenizer.json'} is damaged ({exc}); delete "
                               f"{folder} to export it again") from exc
         self._tokenizer.enable_truncation(self._max_length)
         self._tokenizer.enable_padding(pad_id=int(config["pad_id"]),
                                        pad_token=str(config["pad_token"]))
-        self._offsets = Tokenizer.from_str(tokenizer_json)
-        self._offsets.no_truncation()
-        self._offsets.no_padding()
+        self._offsets: Any = None
         try:
             self._session = onnx_session(folder / "model.onnx", threads=threads,
                                          spinning=spinning)
@@ -258,6 +258,14 @@ class OnnxQueryEncoder:
         # Cheap exit: a word-piece covers at least one character, so short texts fit.
         if len(text) <= self._window:
             return [text]
+        if self._offsets is None:
+            from tokenizers import Tokenizer
+
+            # Two threads may both parse it: the same tokenizer either way.
+            offsets = Tokenizer.from_str(self._tokenizer_json)
+            offsets.no_truncation()
+            offsets.no_padding()
+            self._offsets = offsets
         return windows(text, self._offsets.encode(text, add_special_tokens=False).offsets,
                        self._window)
 
