@@ -47,29 +47,24 @@ def collapse(ranked: list[tuple[int, float]], cases: dict[int, Case],
     if threshold is None:
         return [Group(r, s, [r]) for r, s in ranked[:k]]
     groups: list[Group] = []
-    # The kept groups' trigram arrays, visibilities and sketches (one row each), so that a
-    # candidate is told apart from all of them by one numpy expression.
-    grams_of: list[np.ndarray] = []
-    visibility_of: list[Visibility] = []
-    sketches = np.empty((k, SKETCH_WORDS), dtype=np.uint64)
-    counts = np.empty(k, dtype=np.int64)
+    # Each kept group's trigrams, sketch, sketch popcount and visibility, in group order.
+    kept: list[tuple[np.ndarray, int, int, Visibility]] = []
     for rowid, score in ranked[:collapse_window(k)]:
-        grams, sketch, count = _trigrams(cases[rowid])
+        case = cases[rowid]
+        grams, sketch, count = _case_shingles(case.title, case.problem)
         # Only cases visible to the same people fold together: a private case must never
         # hide a public one behind it (or ride along inside a public match).
-        visibility = cases[rowid].visibility
-        kept = len(groups)
-        possible = np.flatnonzero(_possibly_same(sketches[:kept], counts[:kept], sketch, count,
-                                                 threshold)).tolist() if kept else []
-        similar = next((i for i in possible if visibility_of[i] == visibility
-                        and _jaccard(grams_of[i], grams) >= threshold), None)
+        visibility = case.visibility
+        similar = next((i for i, (kept_grams, kept_sketch, kept_count, kept_visibility)
+                        in enumerate(kept)
+                        if _possibly_same(kept_sketch, kept_count, sketch, count, threshold)
+                        and kept_visibility == visibility
+                        and _jaccard(kept_grams, grams) >= threshold), None)
         if similar is not None:
             groups[similar].members.append(rowid)
-        elif kept < k:
+        elif len(groups) < k:
             groups.append(Group(rowid, score, [rowid]))
-            grams_of.append(grams)
-            visibility_of.append(visibility)
-            sketches[kept], counts[kept] = sketch, count
+            kept.append((grams, sketch, count, visibility))
     return groups
 
 
@@ -82,24 +77,27 @@ def collapse_window(k: int) -> int:
 # A trigram is its three code points packed into one int64 (21 bits each), so a set is a
 # sorted numpy array: built in half the time of a frozenset of substrings (~90 against
 # ~190 us for a 400-character text), and the same set.
-# A sketch is SKETCH_WORDS uint64 words, and its popcount is counted once per text: a
-# candidate is compared with every kept group in one vectorised AND + popcount instead of
-# a Python loop over the pairs (with the prefix normalisation below, collapse took ~0.88
-# of its time on the 1,076 GitBugs reports; benchmarks/RESULTS.md, "Warm query on the
-# peers' index").
-_Shingles = tuple[np.ndarray, np.ndarray, int]
-SKETCH_BITS = 1 << 14
-SKETCH_WORDS = SKETCH_BITS // 64
-# The sketch's Jaccard differs from the exact one only by hash collisions: with ~400
-# trigrams per text in 16,384 bits, a few hundredths at most. Pairs below the threshold by
-# more than this margin are not compared exactly.
+# A sketch is a Python int: a collapse compares each of its ~40 candidates with up to k
+# kept groups, and an AND + `int.bit_count` of two 4,096-bit ints is ~0.5 us a pair, where
+# one numpy expression over the kept rows cost ~15 us a candidate (benchmarks/RESULTS.md,
+# "Warm query on the peers' index").
+_Shingles = tuple[np.ndarray, int, int]
+SKETCH_BITS = 1 << 12
+# The sketch's Jaccard differs from the exact one only by hash collisions, which mostly
+# raise it. With ~400 trigrams per text in 4,096 bits, over the 2,522 pairs at exact
+# Jaccard >= 0.55 among 816 GitBugs reports, it fell below the exact one by 0.007 at
+# most. Pairs below the threshold by more than this margin are not compared exactly.
 SKETCH_MARGIN = 0.15
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits are well mixed
 _SKETCH_SHIFT = np.uint64(64 - SKETCH_BITS.bit_length() + 1)
 
 
-def _trigrams(case: Case) -> _Shingles:
-    return _shingles(compared_text(f"{case.title} {case.problem}"))
+@functools.lru_cache(maxsize=8192)
+def _case_shingles(title: str, problem: str) -> _Shingles:
+    # The same top cases come back query after query; normalising their text and building
+    # their sets was most of a collapse. The read-only store hands back the same decoded
+    # case objects, so the key's string hashes are already computed.
+    return _shingles(compared_text(f"{title} {problem}"))
 
 
 def compared_text(text: str) -> str:
@@ -113,33 +111,28 @@ def compared_text(text: str) -> str:
     return head[:COLLAPSE_CHARS]
 
 
-@functools.lru_cache(maxsize=8192)
 def _shingles(text: str) -> _Shingles:
-    # The same top cases come back query after query; their sets were most of collapse.
     points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32).astype(np.int64)
     if len(points) < 3:  # as `text[0:3]`: a short text is one trigram, itself
         points = np.concatenate([points, np.zeros(3 - len(points), np.int64)])
     grams = np.sort(points[:-2] << 42 | points[1:-1] << 21 | points[2:])
     # Distinct by hand: np.unique's first call imports numpy.ma, ~10 ms of a cold query.
     grams = grams[np.concatenate(([True], grams[1:] != grams[:-1]))]
+    grams.flags.writeable = False  # shared through the cache
     bits = np.zeros(SKETCH_BITS, dtype=bool)
     bits[(grams.astype(np.uint64) * _GOLDEN) >> _SKETCH_SHIFT] = True
-    sketch = np.packbits(bits).view(np.uint64)
-    for shared in (grams, sketch):  # shared through the cache
-        shared.flags.writeable = False
-    return grams, sketch, int(bits.sum())
+    return grams, int.from_bytes(np.packbits(bits).tobytes(), "little"), int(bits.sum())
 
 
-def _possibly_same(sketches: np.ndarray, counts: np.ndarray, sketch: np.ndarray, count: int,
-                   threshold: float) -> np.ndarray:
-    """Which rows of `sketches` may reach `threshold` with `sketch`: the sketches' Jaccard
-    is within SKETCH_MARGIN of it (or both sketches are empty). Only those get the exact
-    Jaccard; measured at 1,076 GitBugs reports, exact Jaccards of every pair were 9 ms of
-    a 27 ms search, and nearly all pairs are far apart, which the sketches alone show."""
-    common = np.bitwise_count(sketches & sketch).sum(axis=1, dtype=np.int64)
-    union = counts + count - common
-    result: np.ndarray = (union == 0) | (common >= (threshold - SKETCH_MARGIN) * union)
-    return result
+def _possibly_same(sketch_a: int, count_a: int, sketch_b: int, count_b: int,
+                   threshold: float) -> bool:
+    """Whether two texts may reach `threshold`: their sketches' Jaccard is within
+    SKETCH_MARGIN of it (or both sketches are empty). Only those get the exact Jaccard;
+    measured at 1,076 GitBugs reports, exact Jaccards of every pair were 9 ms of a 27 ms
+    search, and nearly all pairs are far apart, which the sketches alone show."""
+    common = (sketch_a & sketch_b).bit_count()
+    union = count_a + count_b - common
+    return union == 0 or common >= (threshold - SKETCH_MARGIN) * union
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
