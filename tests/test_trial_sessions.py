@@ -84,6 +84,10 @@ def test_the_query_encoder_runs_with_the_measured_session(
         chosen = encoders.load_query_encoder(real_encoder.name)
         assert isinstance(chosen, OnnxQueryEncoder)
         assert (chosen.threads, chosen.spinning) == (1, True)
+        # Spinning within a run only: the rest of the search needs the cores afterwards.
+        options = chosen._session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+        assert options.get_session_config_entry("session.force_spinning_stop") == "1"
         # The same vectors whatever the threads: settings change speed only.
         default = OnnxQueryEncoder(folder, real_encoder.name)
         text = "VPN drops every 10 minutes since the client update"

@@ -174,6 +174,12 @@ def onnx_session(path: Path, *, threads: int | None = None, spinning: bool = Fal
     options.intra_op_num_threads = threads or session_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spinning:
+        # Spin between the parallel sections of a run, not after it: the rest of a search
+        # (FTS5, FAISS, fusion, collapse) needs both cores. Measured side by side on the
+        # SeaMonkey index, warm search p50 10.8 against 11.5 ms (benchmarks/RESULTS.md,
+        # "Warm query on the peers' index").
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
