@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -78,30 +78,27 @@ def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters:
     allowed = _allowed_chunks(generation, filters)
     if allowed is not None and len(allowed) == 0:
         return Gathered({}, 0)
-    store = generation.store
-    pending: Future[list[tuple[int, float]]] | None = None
-    all_terms = query_terms(text) if options.mode != "dense" else []
-    if all_terms:
-        terms = select_terms(all_terms, store.document_frequencies)
-        expression = match_expression([t.raw for t in terms])
-        if expression:
-            # Drawn within the same filters as the dense side; `allowed is None` means no
-            # filter narrows anything, so the lexical query needs no join either.
-            where = filters.sql_args() if allowed is not None else {}
-            # Within the postings budget the matches are few, so FTS5 runs beside the query
-            # embedding and FAISS (SQLite, ONNX Runtime and FAISS all release the GIL) and
-            # the dense candidates' BM25 scores are looked up afterwards.
-            pending = _background().submit(store.lexical_search, expression,
-                                           weights=options.field_weights, **where)
+    pending: Future[tuple[list[tuple[int, float]], int]] | None = None
+    if options.mode != "dense":
+        # Drawn within the same filters as the dense side; `allowed is None` means no
+        # filter narrows anything, so the lexical query needs no join either.
+        where = filters.sql_args() if allowed is not None else {}
+        # The whole lexical side (query terms, lexicon, FTS5) runs beside the query
+        # embedding and FAISS: SQLite, ONNX Runtime and FAISS all release the GIL. Within
+        # the postings budget its matches are few, so the dense candidates' BM25 scores
+        # are looked up among them afterwards.
+        pending = _background().submit(_lexical_side, generation, text, options, where)
     query = _embed_query(encoder, text)
     dense: dict[int, float] = {}
     if options.mode != "lexical":
         dense = _dense_scores(generation, query, n, allowed)
     lexical: dict[int, float] = {}
+    terms = 0
     if pending is not None:
+        rows, terms = pending.result()
         # The best n beside the dense candidates, and every dense candidate's own score.
         others = 0
-        for rowid, score in pending.result():
+        for rowid, score in rows:
             if rowid in dense:
                 lexical[rowid] = score
             elif others < n:
@@ -110,7 +107,21 @@ def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters:
     # Lexical mode still reports cosines (for thresholds), at no ranking cost.
     dense.update(_dense_for(generation, query, [r for r in lexical if r not in dense]))
     return Gathered({r: Candidate(r, dense.get(r, 0.0), lexical.get(r, 0.0))
-                     for r in dense.keys() | lexical.keys()}, len(all_terms))
+                     for r in dense.keys() | lexical.keys()}, terms)
+
+
+def _lexical_side(generation: Generation, text: str, options: SearchOptions,
+                  where: dict[str, Any]) -> tuple[list[tuple[int, float]], int]:
+    """(rowid, BM25) of the cases matching the query's chosen terms, best first; and the
+    number of distinct terms in the query."""
+    store = generation.store
+    all_terms = query_terms(text)
+    terms = select_terms(all_terms, store.document_frequencies)
+    expression = match_expression([t.raw for t in terms])
+    if not expression:
+        return [], len(all_terms)
+    return store.lexical_search(expression, weights=options.field_weights, **where), \
+        len(all_terms)
 
 
 def _background() -> ThreadPoolExecutor:
