@@ -70,6 +70,7 @@ def run_casematch(corpus: list[dict[str, str]], queries: list[str],
     from casematch.cases import Case
     from casematch.encoders import load_encoder
     from casematch.index import CaseIndex, serve_queries_on_one_thread
+    from casematch.search import SearchOptions
 
     encoder = load_encoder("default")
     encoder.encode(["warm up"])
@@ -91,6 +92,14 @@ def run_casematch(corpus: list[dict[str, str]], queries: list[str],
             return [m.case.id for m in index.search(text, k)]
 
         out = measure(search, build, queries, dev_queries)
+        # The peers search the dense side only; the same for casematch, beside its default.
+        dense = SearchOptions(mode="dense")
+        times = []
+        for text in queries:
+            started = time.perf_counter()
+            index.search(text, 10, options=dense)
+            times.append((time.perf_counter() - started) * 1000)
+        out["dense_p50"] = common.percentile(times, 50)
         out["runtime"] = getattr(index.encoder, "runtime", "?")
         # Long reports are indexed as several windows (peers truncate at 256 tokens).
         out["chunks"] = index.stats().get("chunks")
@@ -597,6 +606,20 @@ def report(results: dict[str, list[dict[str, Any]]], dev: common.DevSet, skipped
             lines.append(f"| {name} | {statistics.median(builds):.2f} | "
                          f"{statistics.median(p50s):.2f} | {statistics.median(p99s):.2f} | "
                          f"{cold} |")
+    dense = [r for r in results.get("casematch", []) if "dense_p50" in r]
+    if dense:
+        # Like the peers, dense only: the lexical side, fusion and collapse left out.
+        ratios = []
+        for name in summary:
+            theirs = {r["round"]: r["p50"] for r in results[name]}
+            per_round = [a["dense_p50"] / theirs[a["round"]] for a in dense
+                         if a["round"] in theirs]
+            if name != "casematch" and per_round:
+                ratios.append(f"{statistics.median(per_round):.2f} of {name}'s")
+        lines += ["", "casematch dense only (`SearchOptions(mode=\"dense\")`, as the peers "
+                  f"search; same process): query p50 "
+                  f"{statistics.median(r['dense_p50'] for r in dense):.1f} ms, "
+                  + ", ".join(ratios) + "."]
     if skipped:
         lines += ["", f"Skipped (not installed) or failed: {', '.join(skipped)}."]
     return "\n".join(lines)
