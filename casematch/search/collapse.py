@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from casematch.cases import Case, Visibility
+from casematch.storage.store import DECODED_CASES
 
 # How much of a problem is compared to detect a recurring incident.
 COLLAPSE_CHARS = 400
@@ -92,11 +93,12 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits are w
 _SKETCH_SHIFT = np.uint64(64 - SKETCH_BITS.bit_length() + 1)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=DECODED_CASES)
 def _case_shingles(title: str, problem: str) -> _Shingles:
     # The same top cases come back query after query; normalising their text and building
     # their sets was most of a collapse. The read-only store hands back the same decoded
-    # case objects, so the key's string hashes are already computed.
+    # case objects, so the key's string hashes are already computed, and bounded as the
+    # store's decoded cases are, the keys hold hardly any text the store does not.
     return _shingles(compared_text(f"{title} {problem}"))
 
 

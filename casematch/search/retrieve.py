@@ -116,12 +116,11 @@ def _lexical_side(generation: Generation, text: str, options: SearchOptions,
     number of distinct terms in the query."""
     store = generation.store
     all_terms = query_terms(text)
-    terms = select_terms(all_terms, store.document_frequencies)
-    expression = match_expression([t.raw for t in terms])
-    if not expression:
-        return [], len(all_terms)
-    return store.lexical_search(expression, weights=options.field_weights, **where), \
-        len(all_terms)
+    chosen = select_terms(all_terms, store.document_frequencies)
+    expression = match_expression([t.raw for t in chosen])
+    rows = store.lexical_search(expression, weights=options.field_weights, **where) \
+        if expression else []
+    return rows, len(all_terms)
 
 
 def _background() -> ThreadPoolExecutor:
