@@ -10,6 +10,9 @@ medians reported. Quality of every non-fp32 runtime: cosine of its vectors to fp
 (mean / min) and top-10 overlap (queries = short texts, corpus = medium + long, each
 ranked with that runtime's vectors against fp32's ranking). Single-query latency per runtime
 as an opened index serves it (torch on one thread; ONNX Runtime on its session's threads).
+With onnx, the torch-free query encoder's two graphs (fp32, int8) are also timed one query
+at a time, and the int8 graph's query vectors compared with fp32's: cosine on the short
+texts, top-10 overlap against the fp32 corpus (an index is built by the batch runtime).
 """
 
 from __future__ import annotations
@@ -79,6 +82,25 @@ def single_query_ms(encoder: SentenceTransformerEncoder, texts: list[str],
     return common.percentile(samples, 50), common.percentile(samples, 99)
 
 
+def query_graphs(encoders: dict[str, SentenceTransformerEncoder]) -> dict[str, Any]:
+    """The torch-free query encoder on its fp32 and int8 graphs, in the trial's session."""
+    if "onnx" not in encoders:
+        return {}
+    from casematch.encoders.bundle import OnnxQueryEncoder
+    from casematch.encoders.trial import query_session
+
+    name = encoders["fp32"].name
+    folder = encoders["onnx"].query_bundle()
+    threads, spinning, _ = query_session(name)
+    graphs = {}
+    for weights in ("fp32", "int8"):
+        graph = OnnxQueryEncoder(folder, name, threads=threads, spinning=spinning,
+                                 weights=weights)
+        if graph.weights == weights:  # a bundle that could not make the int8 graph
+            graphs[f"query graph {weights}"] = graph
+    return graphs
+
+
 def top10(queries: np.ndarray, corpus: np.ndarray) -> np.ndarray:
     return np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
 
@@ -135,10 +157,19 @@ def main() -> int:
             print(sweep[-1], file=sys.stderr)
         encoder.batch_size = DEFAULT_BATCH_SIZE
 
+    graphs = query_graphs(encoders)
+    for label, graph in graphs.items():
+        short = np.vstack([graph.encode([text]) for text in sets["short"]])
+        cosines = np.sum(short * vectors[("fp32", "short")], axis=1)
+        mine = top10(short, corpus_ref)
+        overlap = statistics.fmean(len(set(a) & set(b)) / 10 for a, b in zip(mine, ref_top,
+                                                                              strict=True))
+        quality[label] = (float(cosines.mean()), float(cosines.min()), overlap)
+
     # Last, because an index opened for queries leaves torch on one thread for the process.
     serve_queries_on_one_thread()
     single = {runtime: single_query_ms(encoder, sets["short"][:100], args.repeat)
-              for runtime, encoder in encoders.items()}
+              for runtime, encoder in {**encoders, **graphs}.items()}
 
     body = report(sets, tokens, seconds, quality, sweep, sweep_tokens, single, args)
     print(body)
@@ -167,10 +198,13 @@ def report(sets: dict[str, list[str]], tokens: dict[str, int],
     ]
     for name, texts in sets.items():
         base = statistics.median(seconds[("fp32", name)])
-        for runtime in quality:
+        for runtime in (r for r in quality if (r, name) in seconds):
             s = statistics.median(seconds[(runtime, name)])
             lines.append(f"| {name} | {len(texts)} | {tokens[name] / len(texts):.0f} | {runtime} "
                          f"| {len(texts) / s:.1f} | {tokens[name] / s:,.0f} | x{base / s:.2f} |")
+    if any(runtime.startswith("query graph") for runtime in quality):
+        lines += ["", "Query graph rows: the torch-free query encoder, on the short texts only "
+                  "(as queries), ranked against the fp32 corpus."]
     lines += ["", "| runtime | cosine to fp32 mean / min | top-10 overlap | passes gate "
               "(>= 0.999, >= 0.98) |", "|---|---|---|---|"]
     for runtime, (mean, low, overlap) in quality.items():

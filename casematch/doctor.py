@@ -63,12 +63,15 @@ def diagnose(settings: Settings, env: Mapping[str, str], *, measure: bool = Fals
     built_with = _index(report, settings)
     model = canonical_model_name(settings.model) if settings.model else built_with
     _model(report, model or DEFAULT_MODEL_NAME, settings, measure=measure)
-    threads, spinning = trial.query_session(model or DEFAULT_MODEL_NAME, settings.device)
+    threads, spinning, weights = trial.query_session(model or DEFAULT_MODEL_NAME,
+                                                     settings.device)
     report.sections["threads"] = {
         "cores": os.cpu_count(),
         # The trial's measured session where it ran; the default before the first trial.
         "onnxruntime_query_threads": threads or bundle.session_threads(),
         "onnxruntime_query_spinning": spinning,
+        # A runtime set by name runs the fp32 graph (`load_query_encoder`).
+        "onnxruntime_query_weights": weights if settings.runtime == "auto" else "fp32",
         "torch_query_threads": 1,
         **{name: env[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name in env},
     }
@@ -187,6 +190,19 @@ def _slack(report: Report, settings: Settings, env: Mapping[str, str]) -> None:
                        "set " + ", ".join(needs))
 
 
+def _session_lines(session: dict[str, Any]) -> list[str]:
+    chosen = trial.session_label((session.get("threads", 0), bool(session.get("spinning")),
+                                  session.get("weights", "fp32")))
+    cosine = session.get("int8_min_cosine")
+    gate = ("no int8 graph" if cosine is None else
+            f"int8 within cosine {cosine:.6f} of fp32"
+            f"{'' if session.get('int8_passed') else ' (FAILED gate)'}")
+    lines = [f"  query session: {chosen} ({gate})"]
+    lines += [f"    {label}: {ms:.2f} ms per query"
+              for label, ms in (session.get("ms") or {}).items()]
+    return lines
+
+
 def to_text(report: Report) -> str:
     """The report for a terminal: one block per section, problems last."""
     lines = []
@@ -198,6 +214,8 @@ def to_text(report: Report) -> str:
                     lines.append(f"  {runtime}: {m['batch_texts_per_s']:.1f} texts/s in batches, "
                                  f"{m['query_ms']:.1f} ms per query, min cosine to fp32 "
                                  f"{m['min_cosine']:.6f}{'' if m['passed'] else ' (FAILED gate)'}")
+            elif key == "query_session" and isinstance(value, dict):
+                lines += _session_lines(value)
             elif isinstance(value, dict):
                 lines.append(f"  {key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
             else:

@@ -90,7 +90,7 @@ def _record_runtime_choice() -> None:
 
     # No session timings either: the query encoder keeps its default threads.
     trial.run_trial(DEFAULT_MODEL_NAME, "cpu", measure=measure,
-                    measure_sessions=lambda model, device: {})
+                    measure_sessions=lambda model, device: trial.SessionTimings({}, None))
 
 
 @pytest.fixture

@@ -76,11 +76,54 @@ def test_a_build_copies_the_query_model_into_the_index(built_index: Path) -> Non
     folder = built_index / INDEX_FOLDER
     config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
     assert config["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert config["version"] == 2
+    assert config["version"] == 3 and config["int8"] is True
     # The weights beside the graph, where ONNX Runtime maps them instead of parsing them.
     assert (folder / "model.onnx").stat().st_size < 1_000_000
     assert (folder / "model.onnx.data").stat().st_size > 80_000_000
     assert (folder / "tokenizer.json").exists()
+    # The int8 graph holds only its 8-bit weights; the rest it reads from model.onnx.data.
+    assert (folder / "model-int8.onnx").stat().st_size < 1_000_000
+    assert 5_000_000 < (folder / "model-int8.onnx.data").stat().st_size < 20_000_000
+
+
+@pytest.mark.model
+def test_the_int8_query_graph_passes_the_trial_gate(  # type: ignore[no-untyped-def]
+        real_encoder, query_encoder) -> None:
+    from casematch.encoders.trial import MIN_COSINE
+
+    int8 = OnnxQueryEncoder(query_encoder.folder, real_encoder.name, weights="int8")
+    assert int8.weights == "int8" and query_encoder.weights == "fp32"
+    assert _graph_ops(int8).count("MatMulNBits") == 18
+    assert "MatMulNBits" not in _graph_ops(query_encoder)
+    pieces = [p for text in TEXTS for p in query_encoder.chunk(text)]
+    assert int8.chunk(TEXTS[5]) == query_encoder.chunk(TEXTS[5])
+    cosines = (int8.encode(pieces) * query_encoder.encode(pieces)).sum(axis=1)
+    # Close to fp32, and not identical: the int8 graph really runs.
+    assert float(cosines.min()) >= MIN_COSINE
+    assert float(cosines.min()) < 0.999999
+
+
+def _graph_ops(encoder: OnnxQueryEncoder) -> list[str]:
+    import onnx
+
+    graph = "model-int8.onnx" if encoder.weights == "int8" else "model.onnx"
+    model = onnx.load(str(encoder.folder / graph), load_external_data=False)
+    return [node.op_type for node in model.graph.node]
+
+
+@pytest.mark.model
+def test_a_bundle_without_an_int8_graph_answers_with_fp32(  # type: ignore[no-untyped-def]
+        real_encoder, query_encoder, tmp_path: Path) -> None:
+    folder = tmp_path / "v2"
+    shutil.copytree(query_encoder.folder, folder)
+    config = json.loads((folder / "encoder.json").read_text(encoding="utf-8"))
+    (folder / "encoder.json").write_text(json.dumps({**config, "version": 2, "int8": None}),
+                                         encoding="utf-8")
+    for name in ("model-int8.onnx", "model-int8.onnx.data"):
+        (folder / name).unlink()
+    old = OnnxQueryEncoder(folder, real_encoder.name, weights="int8")
+    assert old.weights == "fp32"
+    assert np.array_equal(old.encode(TEXTS[:4]), query_encoder.encode(TEXTS[:4]))
 
 
 def _inline_bundle(real_encoder, source: Path,  # type: ignore[no-untyped-def]
@@ -121,7 +164,7 @@ def test_the_cache_writes_a_version_1_query_model_again(  # type: ignore[no-unty
                         .read_text(encoding="utf-8"))
     assert config["version"] == 1
     assert real_encoder.query_bundle() == folder
-    assert json.loads((folder / "encoder.json").read_text(encoding="utf-8"))["version"] == 2
+    assert json.loads((folder / "encoder.json").read_text(encoding="utf-8"))["version"] == 3
     assert (folder / "model.onnx.data").stat().st_size > 80_000_000
 
 

@@ -88,9 +88,33 @@ def test_threads_show_the_query_session_the_trial_chose(
         index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from casematch.encoders import trial
 
-    monkeypatch.setattr(trial, "query_session", lambda model, device="cpu": (3, True))
+    monkeypatch.setattr(trial, "query_session", lambda model, device="cpu": (3, True, "int8"))
     code, output = _doctor("--index", str(index_dir), "--json")
     assert code == 0, output
     threads = json.loads(output)["threads"]
     assert threads["onnxruntime_query_threads"] == 3
     assert threads["onnxruntime_query_spinning"] is True
+    assert threads["onnxruntime_query_weights"] == "int8"
+    # A runtime set by name runs the fp32 graph whatever the trial chose.
+    code, output = _doctor("--index", str(index_dir), "--json",
+                           env={"CASEMATCH_RUNTIME": "onnx"})
+    assert code == 0, output
+    assert json.loads(output)["threads"]["onnxruntime_query_weights"] == "fp32"
+
+
+def test_the_text_report_shows_the_measured_query_sessions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.doctor import Report, to_text
+    from casematch.encoders import trial
+
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(tmp_path))
+    onnx = {name: trial.Measurement(name, 100.0, q, 1.0)
+            for name, q in (("fp32", 11.8), ("onnx", 3.6))}
+    timings = trial.SessionTimings({(2, True, "fp32"): 5.5, (2, True, "int8"): 4.6}, 0.998)
+    record = trial.run_trial("m", measure=lambda m, d: onnx,
+                             measure_sessions=lambda m, d: timings)
+    text = to_text(Report(sections={"runtimes": trial.summary(record)}))
+    # Faster, but past the gate: the fp32 graph serves, and the report says why.
+    assert ("query session: 2 threads, spinning on, fp32 "
+            "(int8 within cosine 0.998000 of fp32 (FAILED gate))") in text
+    assert "    2 threads, spinning on, int8: 4.60 ms per query" in text

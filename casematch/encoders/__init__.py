@@ -82,7 +82,9 @@ def load_query_encoder(model: str = DEFAULT_MODEL_NAME, *, device: str = "cpu",
     Where the query runtime is onnx (measured fastest for one text, or set), it is the
     torch-free `OnnxQueryEncoder`, loaded from the index's own copy of the query model
     (`<index>/model-onnx`), else the cache folder's; only when neither exists is the torch
-    model loaded, once, to export it. Other runtimes load the torch encoder.
+    model loaded, once, to export it. Its session (threads, spinning, fp32 or int8 graph)
+    is the one the trial timed fastest; a runtime set by name always runs the fp32 graph.
+    Other runtimes load the torch encoder.
 
     Raises:
         ConfigError, MissingDependencyError: as `load_encoder`.
@@ -106,11 +108,15 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     from casematch.encoders.bundle import OnnxQueryEncoder
     from casematch.encoders.trial import query_session
 
-    threads, spinning = query_session(name, device)
+    threads, spinning, weights = query_session(name, device)
+    if runtime != "auto":
+        # A named runtime gets its exact vectors; int8 is the trial's choice only.
+        weights = "fp32"
     folder = query_model_folder(name, index_root)
     if folder is not None:
         try:
-            return OnnxQueryEncoder(folder, name, threads=threads, spinning=spinning)
+            return OnnxQueryEncoder(folder, name, threads=threads, spinning=spinning,
+                                    weights=weights)
         except (ConfigError, MissingDependencyError) as exc:
             if runtime == "onnx":
                 raise
@@ -118,7 +124,8 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     try:
         # Once per model: torch loads to export the graph into the cache folder.
         return OnnxQueryEncoder(load_encoder(model, device=device, runtime="onnx")
-                                .query_bundle(), name, threads=threads, spinning=spinning)
+                                .query_bundle(), name, threads=threads, spinning=spinning,
+                                  weights=weights)
     except (ConfigError, MissingDependencyError) as exc:
         if runtime == "onnx":
             raise

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from casematch.encoders.bundle import cache_dir
 from casematch.encoders.runtime import BF16_CPU_FLAGS, choose_runtime, cpu_flags
@@ -35,8 +35,8 @@ from casematch.version import __version__
 log = logging.getLogger(__name__)
 
 JOBS = ("batch", "query")
-# 2: the ONNX query session's threads and spinning are measured too.
-TRIAL_VERSION = 2
+# 2: the ONNX query session's threads and spinning are measured too; 3: and its weights.
+TRIAL_VERSION = 3
 # The quality gate of benchmarks/encode.py: every vector within this cosine of fp32's.
 MIN_COSINE = 0.999
 _CACHE_FILE = "runtimes.json"
@@ -76,9 +76,19 @@ class Measurement:
         return self.min_cosine >= MIN_COSINE
 
 
+# An ONNX Runtime query session: (intra-op threads, spinning, weights "fp32" or "int8").
+Session = tuple[int, bool, str]
+
+
+class SessionTimings(NamedTuple):
+    """One query's median ms per session, and how close the int8 graph's vectors are."""
+
+    ms: dict[Session, float]
+    int8_cosine: float | None  # worst cosine to the fp32 graph's; None: no int8 graph
+
+
 Measure = Callable[[str, str], dict[str, Measurement]]
-# (intra-op threads, spinning) -> one query's median ms with that ONNX Runtime session.
-MeasureSessions = Callable[[str, str], dict[tuple[int, bool], float]]
+MeasureSessions = Callable[[str, str], SessionTimings]
 
 
 @functools.cache
@@ -166,17 +176,24 @@ def pick(measurements: dict[str, Measurement], job: str) -> str:
     return min(passed, key=lambda m: m.query_ms).runtime
 
 
-def pick_session(timings: dict[tuple[int, bool], float]) -> dict[str, Any] | None:
-    """The fastest ONNX Runtime session settings for one query, or None when none ran."""
-    if not timings:
+def pick_session(timings: SessionTimings) -> dict[str, Any] | None:
+    """The fastest ONNX Runtime session for one query, or None when none ran. The int8
+    graph competes only when its vectors passed the quality gate."""
+    int8_passed = timings.int8_cosine is not None and timings.int8_cosine >= MIN_COSINE
+    allowed = {session: ms for session, ms in timings.ms.items()
+               if session[2] == "fp32" or int8_passed}
+    if not allowed:
         return None
-    threads, spinning = min(timings, key=lambda settings: timings[settings])
-    return {"threads": threads, "spinning": spinning,
-            "ms": {_session_label(t, s): ms for (t, s), ms in sorted(timings.items())}}
+    threads, spinning, weights = min(allowed, key=lambda session: allowed[session])
+    return {"threads": threads, "spinning": spinning, "weights": weights,
+            "int8_min_cosine": timings.int8_cosine, "int8_passed": int8_passed,
+            "ms": {session_label(session): ms for session, ms in sorted(timings.ms.items())}}
 
 
-def _session_label(threads: int, spinning: bool) -> str:
-    return f"{threads} thread{'s' if threads > 1 else ''}, spinning {'on' if spinning else 'off'}"
+def session_label(session: Session) -> str:
+    threads, spinning, weights = session
+    return (f"{threads} thread{'s' if threads > 1 else ''}, "
+            f"spinning {'on' if spinning else 'off'}, {weights}")
 
 
 def run_trial(model: str, device: str = "cpu", *, measure: Measure | None = None,
@@ -244,16 +261,18 @@ def runtime_for(job: str, runtime: str = "auto", *, model: str, device: str = "c
     return str(record["choice"][job]), "measured"
 
 
-def query_session(model: str, device: str = "cpu") -> tuple[int | None, bool]:
-    """(intra-op threads, spinning) for the ONNX query session: the trial's, else defaults.
+def query_session(model: str, device: str = "cpu") -> tuple[int | None, bool, str]:
+    """(intra-op threads, spinning, weights) for the ONNX query session: the trial's, else
+    the defaults (fp32 weights).
 
     Never runs a trial: the query runtime's own choice (`runtime_for`) already has.
     """
     record = cached_trial(model, device)
     session = record.get("query_session") if record else None
     if isinstance(session, dict) and isinstance(session.get("threads"), int):
-        return int(session["threads"]), bool(session.get("spinning"))
-    return None, False
+        weights = "int8" if session.get("weights") == "int8" else "fp32"
+        return int(session["threads"]), bool(session.get("spinning")), weights
+    return None, False, "fp32"
 
 
 def _prior(job: str, batch_choice: str) -> str:
@@ -313,14 +332,17 @@ def measure_runtimes(model: str, device: str = "cpu") -> dict[str, Measurement]:
             for name in candidates}
 
 
-def measure_query_sessions(model: str, device: str = "cpu") -> dict[tuple[int, bool], float]:
+def measure_query_sessions(model: str, device: str = "cpu") -> SessionTimings:
     """One query's median ms with ONNX Runtime on one thread and on every core (up to
-    `session_threads()`), each with and without spinning threads.
+    `session_threads()`), each with and without spinning threads, with the fp32 graph and
+    (where the bundle has one) the int8 graph; and the int8 graph's worst cosine to fp32's
+    on the trial texts, short and long.
 
     Which wins depends on the machine and on what else runs there: on 2 EPYC cores a
     ~30-token query took 10.4 ms on one thread and 6.7 ms on two without spinning, 5.5
     with it, while beside a busy process spinning had cost 17 ms against 11 without
-    (benchmarks/RESULTS.md, "Cold start (issue 18)"). So the trial times them here, now.
+    (benchmarks/RESULTS.md, "Cold start (issue 18)"). int8 products run on VNNI where
+    the CPU has it, and may lose elsewhere. So the trial times them here, now.
     """
     from casematch.encoders import query_model_folder
     from casematch.encoders.bundle import OnnxQueryEncoder, session_threads
@@ -328,21 +350,33 @@ def measure_query_sessions(model: str, device: str = "cpu") -> dict[tuple[int, b
     folder = query_model_folder(model)
     if folder is None:
         raise RuntimeError(f"no ONNX query model for {model} in the cache")
-    encoders = {(threads, spinning): OnnxQueryEncoder(folder, model, threads=threads,
-                                                      spinning=spinning)
-                for threads in sorted({1, session_threads()}) for spinning in (False, True)}
+    encoders = {}
+    for weights in ("fp32", "int8"):
+        for threads in sorted({1, session_threads()}):
+            for spinning in (False, True):
+                encoder = OnnxQueryEncoder(folder, model, threads=threads, spinning=spinning,
+                                           weights=weights)
+                if encoder.weights == weights:  # an older bundle has no int8 graph
+                    encoders[(threads, spinning, weights)] = encoder
+    int8_cosine = None
+    gate = list(_TEXTS + _LONG)
+    fp32 = next(e for (_, _, w), e in encoders.items() if w == "fp32").encode(gate)
+    int8 = next((e for (_, _, w), e in encoders.items() if w == "int8"), None)
+    if int8 is not None:
+        int8_cosine = round(float((int8.encode(gate) * fp32).sum(axis=1).min()), 6)
     texts = [*_TEXTS, _LONG[0][:400]]
     for encoder in encoders.values():
         encoder.encode(texts[:2])  # warm-up: first calls allocate
-    times: dict[tuple[int, bool], list[float]] = {settings: [] for settings in encoders}
+    times: dict[Session, list[float]] = {session: [] for session in encoders}
     # Interleaved text by text, so a neighbour's burst of load hits every setting alike.
     for _ in range(3):
         for text in texts:
-            for settings, encoder in encoders.items():
+            for session, encoder in encoders.items():
                 start = time.perf_counter()
                 encoder.encode([text])
-                times[settings].append(time.perf_counter() - start)
-    return {settings: round(statistics.median(t) * 1000, 3) for settings, t in times.items()}
+                times[session].append(time.perf_counter() - start)
+    return SessionTimings({session: round(statistics.median(t) * 1000, 3)
+                           for session, t in times.items()}, int8_cosine)
 
 
 def _query_seconds(encoder: Any, *, torch_runtime: bool) -> list[float]:
