@@ -148,7 +148,8 @@ def main() -> int:
     sweep: list[tuple[str, int, float]] = []
     sweep_texts = sets["medium"] + sets["long"]
     sweep_tokens = tokens["medium"] + tokens["long"]
-    for runtime in dict.fromkeys(("fp32", choose_runtime("auto"))):
+    # The batch runtime `auto` would pick, where this run measures it.
+    for runtime in (r for r in dict.fromkeys(("fp32", choose_runtime("auto"))) if r in encoders):
         encoder = encoders[runtime]
         for batch in (int(b) for b in args.batch_sizes.split(",")):
             encoder.batch_size = batch
