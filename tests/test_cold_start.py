@@ -103,6 +103,35 @@ def test_the_int8_query_graph_passes_the_trial_gate(  # type: ignore[no-untyped-
     assert float(cosines.min()) < 0.999999
 
 
+_INT8_PROBE = """
+import logging, sys
+from pathlib import Path
+from casematch.encoders.bundle import _write_int8_graph
+root = logging.getLogger()
+before = (list(root.handlers), root.level)
+made = _write_int8_graph(Path(sys.argv[1]))
+print(made, (list(root.handlers), root.level) == before)
+"""
+
+
+@pytest.mark.model
+def test_writing_the_int8_graph_leaves_the_callers_logging_alone(
+        query_encoder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # ONNX Runtime's quantizer module calls logging.basicConfig(level=INFO) when first
+    # imported: in a fresh process, so that this import is the first.
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    for name in ("model.onnx", "model.onnx.data"):
+        shutil.copyfile(query_encoder.folder / name, folder / name)
+    result = subprocess.run([sys.executable, "-c", _INT8_PROBE, str(folder)],
+                            capture_output=True, text=True, timeout=300, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True"]
+    assert "INFO" not in result.stderr  # nor does it log every node it visits
+    assert (folder / "model-int8.onnx.data").stat().st_size > 5_000_000
+
+
 def _graph_ops(encoder: OnnxQueryEncoder) -> list[str]:
     import onnx
 
