@@ -64,14 +64,13 @@ def diagnose(settings: Settings, env: Mapping[str, str], *, measure: bool = Fals
     model = canonical_model_name(settings.model) if settings.model else built_with
     _model(report, model or DEFAULT_MODEL_NAME, settings, measure=measure)
     threads, spinning, weights = trial.query_session(model or DEFAULT_MODEL_NAME,
-                                                     settings.device)
+                                                     settings.device, settings.runtime)
     report.sections["threads"] = {
         "cores": os.cpu_count(),
         # The trial's measured session where it ran; the default before the first trial.
         "onnxruntime_query_threads": threads or bundle.session_threads(),
         "onnxruntime_query_spinning": spinning,
-        # A runtime set by name runs the fp32 graph (`load_query_encoder`).
-        "onnxruntime_query_weights": weights if settings.runtime == "auto" else "fp32",
+        "onnxruntime_query_weights": weights,
         "torch_query_threads": 1,
         **{name: env[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS") if name in env},
     }

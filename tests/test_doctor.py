@@ -88,7 +88,14 @@ def test_threads_show_the_query_session_the_trial_chose(
         index_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from casematch.encoders import trial
 
-    monkeypatch.setattr(trial, "query_session", lambda model, device="cpu": (3, True, "int8"))
+    # The trial recorded for the index's model, as if timed here: 3 threads, spinning, int8.
+    monkeypatch.setenv("CASEMATCH_CACHE_DIR", str(index_dir.parent / "cache"))
+    onnx = {name: trial.Measurement(name, 100.0, q, 1.0)
+            for name, q in (("fp32", 11.8), ("onnx", 3.6))}
+    timings = trial.SessionTimings({(3, True, "fp32"): 5.5, (3, True, "int8"): 4.6,
+                                    (1, False, "fp32"): 9.0}, 0.9995)
+    trial.run_trial("fake-bag-of-words", measure=lambda m, d: onnx,
+                    measure_sessions=lambda m, d: timings)
     code, output = _doctor("--index", str(index_dir), "--json")
     assert code == 0, output
     threads = json.loads(output)["threads"]

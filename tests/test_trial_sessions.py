@@ -71,6 +71,8 @@ def test_the_int8_graph_wins_only_faster_and_within_the_gate(
     sessions, _ = _sessions(QUIET, int8=int8, int8_cosine=cosine)
     record = trial.run_trial("m", measure=lambda m, d: ONNX_WINS, measure_sessions=sessions)
     assert trial.query_session("m") == want
+    # A runtime set by name gets the fp32 graph whatever the trial chose.
+    assert trial.query_session("m", runtime="onnx") == (*want[:2], "fp32")
     assert record["query_session"]["int8_min_cosine"] == cosine
     assert record["query_session"]["int8_passed"] is (cosine is not None and cosine >= 0.999)
     assert record["query_session"]["ms"]["2 threads, spinning on, int8"] == int8[(2, True)]

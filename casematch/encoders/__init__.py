@@ -108,10 +108,7 @@ def _query_encoder(name: str, model: str, device: str, runtime: str, chosen: str
     from casematch.encoders.bundle import OnnxQueryEncoder
     from casematch.encoders.trial import query_session
 
-    threads, spinning, weights = query_session(name, device)
-    if runtime != "auto":
-        # A named runtime gets its exact vectors; int8 is the trial's choice only.
-        weights = "fp32"
+    threads, spinning, weights = query_session(name, device, runtime)
     folder = query_model_folder(name, index_root)
     if folder is not None:
         try:

@@ -57,9 +57,9 @@ INT8_WEIGHTS = "model-int8.onnx.data"
 # 8-bit weights in blocks of 16 along each product, int8 activations per block (accuracy
 # level 4, VNNI where the CPU has it). On 2 EPYC cores a ~30-token query took 4.6 ms
 # against 5.5 for fp32; its vectors were within cosine 0.9995 of fp32's on 100 chat
-# messages, 0.9998 on both dev sets' queries, and MRR moved by under 0.001 on either. Blocks of 32
-# fell to 0.9992, fp32 products of 8-bit weights ran at 12 ms (benchmarks/RESULTS.md,
-# "Warm query on the peers' index").
+# messages and 0.9998 on both dev sets' queries, and MRR moved by under 0.002 on either.
+# Blocks of 32 fell to 0.9992; fp32 products of 8-bit weights ran at 12 ms
+# (benchmarks/RESULTS.md, "Query graphs: fp32 and int8").
 INT8_BLOCK = 16
 WEIGHT_KINDS = ("fp32", "int8")
 _FILES = {1: (GRAPH, "tokenizer.json", "encoder.json"),

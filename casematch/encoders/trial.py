@@ -261,17 +261,20 @@ def runtime_for(job: str, runtime: str = "auto", *, model: str, device: str = "c
     return str(record["choice"][job]), "measured"
 
 
-def query_session(model: str, device: str = "cpu") -> tuple[int | None, bool, str]:
+def query_session(model: str, device: str = "cpu",
+                  runtime: str = "auto") -> tuple[int | None, bool, str]:
     """(intra-op threads, spinning, weights) for the ONNX query session: the trial's, else
-    the defaults (fp32 weights).
+    the defaults (fp32 weights). A runtime set by name gets the fp32 graph, whose vectors
+    are the torch encoder's: the int8 graph is the trial's choice only.
 
     Never runs a trial: the query runtime's own choice (`runtime_for`) already has.
     """
     record = cached_trial(model, device)
     session = record.get("query_session") if record else None
     if isinstance(session, dict) and isinstance(session.get("threads"), int):
-        weights = "int8" if session.get("weights") == "int8" else "fp32"
-        return int(session["threads"]), bool(session.get("spinning")), weights
+        int8 = session.get("weights") == "int8" and runtime == "auto"
+        return int(session["threads"]), bool(session.get("spinning")), \
+            "int8" if int8 else "fp32"
     return None, False, "fp32"
 
 
