@@ -118,7 +118,7 @@ def build_step(texts: list[str], root: Path) -> dict[str, Any]:
     bare_runs.append(time.perf_counter() - started)
     started = time.perf_counter()
     timed = _TimedEncoder(encoder)
-    index, result = CaseIndex.build(cases, root, encoder=timed)  # type: ignore[arg-type]
+    index, result = CaseIndex.build(cases, root, encoder=timed)
     build = time.perf_counter() - started
     index.close()
     started = time.perf_counter()

@@ -273,7 +273,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 def legacy_check(export: Path) -> list[str]:
     """Run the function over each channel of an unthreaded export; describe what comes out."""
-    from casematch.sources.slack_export import SKIPPED_SUBTYPES, raw_text
+    from casematch.sources.slack_threads import SKIPPED_SUBTYPES, raw_text
     from casematch.text import slack_to_text
 
     users = {u["id"]: (u.get("profile", {}).get("display_name") or u.get("real_name")

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["printer", "scanner", "vpn", "login", "okta", "token", "router", "firmware",
@@ -68,7 +69,7 @@ def _encoder() -> object:
     from conftest import FakeEncoder
 
     class Encoder(FakeEncoder):
-        def encode(self, texts, *, progress=False):  # type: ignore[no-untyped-def]
+        def encode(self, texts, *, progress=False):
             out = super().encode(texts, progress=progress)
             self.encoded.clear()
             return out
@@ -84,12 +85,13 @@ def generate_slack(folder: Path, megabytes: float, *, channel_mb: float = 24.0,
     `channel_mb` before the next one starts, as a workspace grows by channels."""
     rng = random.Random(seed)
     folder.mkdir(parents=True)
-    users = [{"id": f"U{n:07d}", "name": f"user{n}", "real_name": f"User Number{n}",
-              "team_id": "T0001",
-              "profile": {"display_name": f"user{n}", "real_name": f"User Number{n}",
-                          "title": "Support engineer" if n % 5 == 0 else "",
-                          "image_72": f"https://avatars.example/{n}.png"}}
-             for n in range(400)]
+    users: list[dict[str, Any]] = [
+        {"id": f"U{n:07d}", "name": f"user{n}", "real_name": f"User Number{n}",
+         "team_id": "T0001",
+         "profile": {"display_name": f"user{n}", "real_name": f"User Number{n}",
+                     "title": "Support engineer" if n % 5 == 0 else "",
+                     "image_72": f"https://avatars.example/{n}.png"}}
+        for n in range(400)]
     (folder / "users.json").write_text(json.dumps(users))
     channels: list[dict[str, object]] = []
     total = threads = messages = 0
@@ -253,8 +255,8 @@ def rerun(count: int, tree: str, repeats: int) -> None:
     from casematch.sync.build import build_index
 
     # Trees from before build_index took an encoder load it through casematch.index.
-    casematch.index.load_encoder = lambda *a, **k: FakeEncoder()  # type: ignore[assignment]
-    kwargs: dict[str, object] = {}
+    casematch.index.load_encoder = lambda *a, **k: FakeEncoder()
+    kwargs: dict[str, Any] = {}
     if "encoder" in build_index.__code__.co_varnames:
         kwargs["encoder"] = FakeEncoder()
     with tempfile.TemporaryDirectory() as scratch:

@@ -110,7 +110,7 @@ def run_casematch(corpus: list[dict[str, str]], queries: list[str],
 def txtai_index(corpus: list[dict[str, str]], hybrid: bool) -> tuple[Any, float]:
     """A txtai index of `corpus` with txtai's defaults (`hybrid=True`: its dense + BM25
     scoring) and the seconds indexing took."""
-    from txtai import Embeddings  # type: ignore[import-untyped,unused-ignore]
+    from txtai import Embeddings
 
     embeddings = Embeddings(path=model_dir(), backend="faiss", content=True, hybrid=hybrid)
     embeddings.batchtransform(["warm up"])
@@ -136,12 +136,8 @@ def run_txtai(corpus: list[dict[str, str]], queries: list[str],
 def run_langchain(corpus: list[dict[str, str]], queries: list[str],
                   dev_queries: list[str], save_to: str | None = None) -> dict[str, Any]:
     # Only in benchmarks/.venv-langchain.
-    from langchain_community.vectorstores import (  # type: ignore[import-not-found,unused-ignore]
-        FAISS,
-    )
-    from langchain_huggingface import (  # type: ignore[import-not-found,unused-ignore]
-        HuggingFaceEmbeddings,
-    )
+    from langchain_community.vectorstores import FAISS
+    from langchain_huggingface import HuggingFaceEmbeddings
 
     embeddings = HuggingFaceEmbeddings(model_name=model_dir())
     embeddings.embed_query("warm up")
@@ -167,18 +163,14 @@ def run_txtai_hybrid(corpus: list[dict[str, str]], queries: list[str],
 def cold_query(name: str, folder: str, text: str) -> int:
     """What a new process does to answer one query from a saved index (peers)."""
     if name.startswith("txtai"):
-        from txtai import Embeddings  # type: ignore[import-untyped,unused-ignore]
+        from txtai import Embeddings
 
         embeddings = Embeddings()
         embeddings.load(folder)
         print(len(embeddings.search(text, 10)))
         return 0
-    from langchain_community.vectorstores import (  # type: ignore[import-not-found,unused-ignore]
-        FAISS,
-    )
-    from langchain_huggingface import (  # type: ignore[import-not-found,unused-ignore]
-        HuggingFaceEmbeddings,
-    )
+    from langchain_community.vectorstores import FAISS
+    from langchain_huggingface import HuggingFaceEmbeddings
 
     store = FAISS.load_local(folder, HuggingFaceEmbeddings(model_name=model_dir()),
                              allow_dangerous_deserialization=True)  # our own file
@@ -244,12 +236,8 @@ def rank_txtai(dev_set: dict[str, Any], hybrid: bool) -> list[list[str]]:
 
 
 def rank_langchain(dev_set: dict[str, Any]) -> list[list[str]]:
-    from langchain_community.vectorstores import (  # type: ignore[import-not-found,unused-ignore]
-        FAISS,
-    )
-    from langchain_huggingface import (  # type: ignore[import-not-found,unused-ignore]
-        HuggingFaceEmbeddings,
-    )
+    from langchain_community.vectorstores import FAISS
+    from langchain_huggingface import HuggingFaceEmbeddings
 
     store = FAISS.from_texts([c["text"] for c in dev_set["corpus"]],
                              HuggingFaceEmbeddings(model_name=model_dir()),
@@ -357,7 +345,7 @@ def main() -> int:
                                                   dev.exclude[: args.limit // 10])
     messages = common.disco_messages(args.data)
     step = max(1, len(messages) // args.queries)
-    payload = {
+    payload: dict[str, Any] = {
         "corpus": [{"id": c.id, "title": c.title, "text": c.problem} for c in dev.cases],
         "queries": messages[::step][: args.queries],
         "dev_queries": dev.queries,
@@ -508,11 +496,11 @@ def quality_report(devs: list[common.DevSet], ranked: dict[str, list[list[list[s
         for row, per_set in scores.items():
             if row == "casematch":
                 continue
-            cells = []
+            differences = []
             for (ours, _), (theirs, _) in zip(scores["casematch"], per_set, strict=True):
                 mean, low, high = paired_interval(ours, theirs)
-                cells.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
-            lines.append(f"| {names[row]} | " + " | ".join(cells) + " |")
+                differences.append(f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+            lines.append(f"| {names[row]} | " + " | ".join(differences) + " |")
     if missing:
         lines += ["", f"Not measured: {', '.join(missing)}."]
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import os
 import statistics
@@ -316,12 +317,13 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
             timer = StepTimer()
             with timer.patched(index):
                 for query in queries:
-                    timer.run(lambda q=query: index.search(q, 5))
+                    timer.run(functools.partial(index.search, query, 5))
             steps = timer.medians()
         kind = V.describe(index.storage.vectors.index)
         index.close()
     row: dict[str, Any] = {"size": size, "build_s": build, "disk_mb": size_mb, "kind": kind,
-                           "runtime": real.runtime, "steps": steps, "samples": len(times["dense"])}
+                           "runtime": getattr(real, "runtime", "?"), "steps": steps,
+                           "samples": len(times["dense"])}
     for name, values in times.items():
         row[f"{name}_p50"] = common.percentile(values, 50)
         row[f"{name}_p99"] = common.percentile(values, 99)

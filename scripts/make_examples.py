@@ -61,7 +61,7 @@ def uid(alias: str) -> str:
     return SLACK_USERS[alias][0]
 
 
-CHANNELS = {
+CHANNELS: dict[str, dict[str, Any]] = {
     "support-swarm": {
         "id": "C06QF2SUPRT",
         "private": False,
@@ -1080,7 +1080,7 @@ def build_slack(c: Clock) -> tuple[dict[str, list[dict[str, Any]]], dict[str, di
 
 
 def slack_users_json() -> list[dict[str, Any]]:
-    users = []
+    users: list[dict[str, Any]] = []
     for alias, (i, name, real, title, kind) in SLACK_USERS.items():
         first, _, last = real.partition(" ")
         u: dict[str, Any] = {"id": i, "team_id": TEAM_ID, "name": name, "deleted": kind == "deleted", "color": format(hash_str(name) % 0xFFFFFF, "06x"),
