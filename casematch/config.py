@@ -18,7 +18,7 @@ from typing import Any
 
 from casematch.encoders import DEFAULT_BATCH_SIZE
 from casematch.errors import ConfigError
-from casematch.resolution import DEFAULT_PHRASES, DEFAULT_REACTIONS, ResolutionRules
+from casematch.rules import DEFAULT_PHRASES, DEFAULT_REACTIONS, ResolutionRules
 from casematch.sources import REQUIRED, SOURCE_TYPES, Credentials, ReadOptions, SourceConfig
 
 DEFAULT_INDEX = "casematch-index"

@@ -14,7 +14,8 @@ from typing import Any
 from casematch.cases import Case, Message
 from casematch.errors import InputError
 from casematch.index import CaseIndex
-from casematch.resolution import DEFAULT_RULES, ResolutionRules, resolve_thread
+from casematch.resolution import resolve_thread
+from casematch.rules import DEFAULT_RULES, ResolutionRules
 
 EXCERPT_CHARS = 160
 

@@ -24,28 +24,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from casematch.cases import Message, first_sentence
-
-DEFAULT_REACTIONS = ("white_check_mark", "heavy_check_mark", "resolved")
-DEFAULT_PHRASES = ("resolved", "fixed", "solved", "closing this")
-
-
-@dataclass(frozen=True, slots=True)
-class ResolutionRules:
-    """What marks a thread as resolved. Configurable per team."""
-
-    reactions: tuple[str, ...] = DEFAULT_REACTIONS
-    phrases: tuple[str, ...] = DEFAULT_PHRASES
-    # How many of the last replies are searched for a closing phrase.
-    last_replies: int = 3
-    # Extra thanks/confirmation phrases ("vale, gracias", a team's "sorted!") on top of the
-    # built-in ones in English, Spanish, Portuguese, French, German and Indonesian.
-    gratitude: tuple[str, ...] = ()
-    # Channels whose bot posts are cases (alerting bots, helpdesk bots); elsewhere a bot's
-    # root is an announcement unless it is a form intake post (Workflow Builder).
-    bot_case_channels: tuple[str, ...] = ()
-
-
-DEFAULT_RULES = ResolutionRules()
+from casematch.rules import DEFAULT_PHRASES, DEFAULT_RULES, ResolutionRules
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,9 +214,10 @@ from casematch.cli import main
 try:
     main()
 finally:
-    # numpy.ma is no weight, but ~10 ms of a cold query that nothing in a query needs.
-    heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers", "numpy.ma")
-                   if m in sys.modules)
+    # numpy.ma is no weight, but ~10 ms of a cold query that nothing in a query needs;
+    # so are the thread judge's patterns (casematch.resolution, ~35 ms to compile).
+    heavy = sorted(m for m in ("torch", "sentence_transformers", "transformers", "numpy.ma",
+                               "casematch.resolution") if m in sys.modules)
     print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """
 

@@ -6,14 +6,13 @@ import pytest
 
 from casematch.cases import Message
 from casematch.resolution import (
-    DEFAULT_RULES,
-    ResolutionRules,
     ThreadResolution,
     has_closing_phrase,
     is_substantive,
     resolve_thread,
     title_of,
 )
+from casematch.rules import DEFAULT_RULES, ResolutionRules
 
 POSTER, HELPER, OTHER = "U1", "U2", "U3"
 ANSWER = "Restart the sync worker with --reset-offsets and the lag goes away."

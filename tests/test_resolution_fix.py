@@ -15,11 +15,11 @@ from casematch.resolution import (
     SUPPORT,
     WELCOME,
     Candidate,
-    ResolutionRules,
     is_acknowledgement,
     resolve_thread,
     says_thanks,
 )
+from casematch.rules import ResolutionRules
 
 ASKER, ALICE, BOB = "U_ASK", "U_ALICE", "U_BOB"
 NAMES = {ASKER: "Shiv Kumar", ALICE: "Alice Smith", BOB: "Bob"}

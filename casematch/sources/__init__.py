@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from casematch.cases import Case, clean_case
 from casematch.errors import CasematchError, ConfigError, InputError
-from casematch.resolution import DEFAULT_RULES, ResolutionRules
+from casematch.rules import DEFAULT_RULES, ResolutionRules
 
 FORMATS = ("slack-export", "zendesk", "jsonl")
 # Threads passed over that a report keeps by id (the counts are always complete).
