@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from casematch.cases import Filters
 from casematch.errors import IndexFormatError, IndexLockedError, ModelMismatchError
 from casematch.index import CaseIndex
-from casematch.search import search
+from casematch.search import DEFAULT_OPTIONS, search
 from casematch.storage.generations import CURRENT, Generation
 from casematch.storage.vectors import VectorIndex
 from casematch.storage.writer import IndexWriter
@@ -201,7 +201,8 @@ def test_cosines_of_lexical_only_hits_are_their_best_chunk(tmp_path: Path) -> No
 def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
     import random
 
-    from casematch.search.collapse import _jaccard, _possibly_same, _shingles
+    from casematch.search.collapse import _jaccard, _possibly_same
+    from casematch.storage.sketches import shingles as _shingles
 
     def same_incident(a: str, b: str, threshold: float) -> bool:  # as collapse decides
         (grams_a, sketch_a, count_a), (grams_b, sketch_b, count_b) = _shingles(a), _shingles(b)
@@ -231,7 +232,8 @@ def test_the_collapse_sketch_never_changes_a_same_incident_decision() -> None:
 
 
 def test_collapse_trigrams_are_the_texts_three_character_substrings() -> None:
-    from casematch.search.collapse import _jaccard, _shingles
+    from casematch.search.collapse import _jaccard
+    from casematch.storage.sketches import shingles as _shingles
 
     def substrings(text: str) -> set[str]:
         return {text[i : i + 3] for i in range(max(1, len(text) - 2))}
@@ -337,7 +339,104 @@ _SPACES = st.integers(1, 300).map(lambda n: ("\t\n \u2003" * n)[:n])
 def test_collapse_compares_the_same_characters_as_normalising_the_whole_text(
     parts: list[tuple[str, str]],
 ) -> None:
-    from casematch.search.collapse import COLLAPSE_CHARS, compared_text
+    from casematch.storage.sketches import COLLAPSE_CHARS, compared_text
 
     text = "".join(word + spaces for word, spaces in parts)
     assert compared_text(text) == " ".join(text.lower().split())[:COLLAPSE_CHARS]
+
+
+# Recurring incidents among unrelated cases: each problem below is reported twice, with
+# only the reporter's note differing, and no two problems share much text.
+_PROBLEMS = ["Printer on floor three jams on tray two after the firmware update",
+             "Outlook keeps asking for the password since the migration",
+             "VPN tunnel drops every hour when roaming between offices",
+             "Badge reader at the north gate rejects every contractor card",
+             "Shared drive mounts read-only for the finance team on Mondays",
+             "Conference room display shows no signal from USB-C laptops",
+             "Payroll export times out when it includes more than ten thousand rows"]
+INCIDENTS = [make_case(f"{n}{twin}", f"{problem}. Reported by {reporter}.",
+                       f"Fixed it ({n}{twin})", channel="it")
+             for n, problem in enumerate(_PROBLEMS)
+             for twin, reporter in (("a", "Ana"), ("b", "Bo"))]
+
+
+def _computed_sketches(store) -> dict[int, tuple[int, int]]:  # type: ignore[no-untyped-def]
+    from casematch.storage.sketches import problem_shingles
+
+    cases = store.cases_by_rowid([rowid for rowid, _ in store.hashes().values()])
+    return {rowid: problem_shingles(case.title, case.problem)[1:] for rowid, case in cases.items()}
+
+
+def test_every_case_is_stored_with_its_collapse_sketch(tmp_path: Path) -> None:
+    root = tmp_path / "idx"
+    CaseIndex.build(INCIDENTS, root, encoder=FakeEncoder())
+    with IndexWriter(root, FakeEncoder()) as writer:
+        for case in INCIDENTS[1:]:
+            writer.upsert(case)
+        # A title the problem starts with leaves the indexed text (and chunks) as they
+        # were, but collapse compares it: the refresh must replace the sketch.
+        retitled = dataclasses.replace(INCIDENTS[2], title="Outlook keeps asking")
+        assert retitled.content_hash() == INCIDENTS[2].content_hash()
+        writer.upsert(retitled)
+        writer.upsert(make_case("new", "Badge reader at the gate is offline", "Rebooted it"))
+        writer.delete_unseen()  # the first case goes
+        result = writer.commit()
+    assert (result.refreshed, result.added, result.deleted) == (1, 1, 1)
+    store = Generation.open(root).store
+    expected = _computed_sketches(store)
+    assert len(expected) == len(INCIDENTS)  # one added, one deleted
+    assert store.sketches(list(expected)) == expected
+    raw = store._db.execute("SELECT count(*) FROM case_sketches").fetchone()[0]
+    assert raw == len(expected)  # the deleted case's sketch went with it
+
+
+def test_collapse_reads_stored_sketches_and_decodes_only_the_matches(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index, _ = CaseIndex.build(INCIDENTS, tmp_path / "idx", encoder=FakeEncoder())
+    store = index.storage.store
+    decoded: list[int] = []
+    read = store._read_cases
+    monkeypatch.setattr(store, "_read_cases", lambda rowids: decoded.extend(rowids) or read(rowids))
+    matches = index.search("outlook keeps asking for the password", k=4)
+    assert [len(m.duplicates) for m in matches] == [1, 1, 1, 1]
+    # Collapse scanned all 14 cases, but decoded only the 4 matches and their twins: the
+    # sketches alone told every other pair apart.
+    members = {store.hashes()[i][0] for m in matches for i in (m.case.id, *m.duplicates)}
+    assert len(members) == 8
+    assert set(decoded) == members
+    with_sketches = [(m.case.id, m.duplicates) for m in matches]
+    apart = index.search("outlook keeps asking for the password", k=4,
+                         options=dataclasses.replace(DEFAULT_OPTIONS, collapse_above=None))
+    assert [m.duplicates for m in apart] == [(), (), (), ()]
+    assert with_sketches[0][0] in {m.case.id for m in apart[:2]}
+
+
+def test_a_generation_without_stored_sketches_collapses_the_same(tmp_path: Path) -> None:
+    import sqlite3
+
+    from casematch.storage.sketches import SKETCH_SCHEME
+
+    root = tmp_path / "idx"
+    index, _ = CaseIndex.build(INCIDENTS, root, encoder=FakeEncoder())
+    queries = ["printer jams on tray two", "outlook password migration", "payroll export"]
+    expected = [[(m.case.id, m.duplicates, m.score) for m in index.search(q, k=4)]
+                for q in queries]
+    index.close()
+    cases = root / index.generation / "cases.sqlite"
+    for damage in (f"UPDATE case_sketches SET scheme = {SKETCH_SCHEME + 1}",
+                   "DROP TABLE case_sketches"):  # another scheme; written before sketches
+        with sqlite3.connect(cases) as db:
+            db.execute(damage)
+        db.close()
+        with CaseIndex.open(root, encoder=FakeEncoder()) as older:
+            assert older.storage.store.sketches([1, 2]) == {}
+            got = [[(m.case.id, m.duplicates, m.score) for m in older.search(q, k=4)]
+                   for q in queries]
+        assert got == expected, damage
+    # The next generation written from it stores every case's sketch.
+    with IndexWriter(root, FakeEncoder()) as writer:
+        writer.upsert(make_case("new", "Badge reader at the gate is offline", "Rebooted it"))
+        writer.commit()
+    store = Generation.open(root).store
+    expected_sketches = _computed_sketches(store)
+    assert store.sketches(list(expected_sketches)) == expected_sketches

@@ -18,6 +18,12 @@ import numpy as np
 
 from casematch.cases import Case, case_from_dict, case_to_dict
 from casematch.errors import IndexFormatError
+from casematch.storage.sketches import (
+    SKETCH_SCHEME,
+    problem_shingles,
+    sketch_from_bytes,
+    sketch_to_bytes,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (
@@ -55,6 +61,15 @@ CREATE TABLE IF NOT EXISTS case_inputs (
     newness TEXT NOT NULL,
     cleaned INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Each case's collapse sketch (storage.sketches), so that a search does not decode and
+-- shingle every candidate. Optional: a generation written before it has none, and its
+-- searches compute them; the next generation written from it fills them in.
+CREATE TABLE IF NOT EXISTS case_sketches (
+    rowid INTEGER PRIMARY KEY,
+    scheme INTEGER NOT NULL,
+    bits INTEGER NOT NULL,
+    sketch BLOB NOT NULL
+);
 """
 
 # Lexical side: one FTS5 row per case (rowid == cases.rowid), one column per field so that
@@ -133,7 +148,14 @@ class CaseStore:
             [(rowid, tag) for tag in case.tags],
         )
         self._add_fts(rowid, case)
+        self._add_sketch(rowid, case)
         return rowid
+
+    def _add_sketch(self, rowid: int, case: Case) -> None:
+        _, sketch, bits = problem_shingles(case.title, case.problem)
+        self._db.execute("INSERT OR REPLACE INTO case_sketches (rowid, scheme, bits, sketch)"
+                         " VALUES (?, ?, ?, ?)", (rowid, SKETCH_SCHEME, bits,
+                                                  sketch_to_bytes(sketch)))
 
     def known(self, case_id: str) -> tuple[int, str, str] | None:
         """(rowid, content hash, stored data) of a case by id, or None.
@@ -200,6 +222,7 @@ class CaseStore:
         # The title may change without the hashed text changing (problem starts with it).
         self._db.execute("DELETE FROM cases_fts WHERE rowid = ?", (rowid,))
         self._add_fts(rowid, case)
+        self._add_sketch(rowid, case)
         return True
 
     @staticmethod
@@ -276,6 +299,7 @@ class CaseStore:
         self._db.execute(f"DELETE FROM chunks WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM case_tags WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM cases_fts WHERE rowid IN ({marks})", rowids)
+        self._db.execute(f"DELETE FROM case_sketches WHERE rowid IN ({marks})", rowids)
         self._db.execute("DELETE FROM case_inputs WHERE id IN (SELECT id FROM cases"
                          f" WHERE rowid IN ({marks}))", rowids)
         self._db.execute(f"DELETE FROM cases WHERE rowid IN ({marks})", rowids)
@@ -404,6 +428,34 @@ class CaseStore:
             "CREATE TABLE lexicon (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
             "INSERT INTO lexicon SELECT term, doc FROM cases_fts_vocab;"
         )
+
+    def finish_sketches(self) -> int:
+        """Before a generation is committed: store the sketch of every case without one
+        (the base generation was written before sketches were stored, or under another
+        scheme); returns how many were computed."""
+        rows = self._db.execute(
+            "SELECT rowid, data FROM cases WHERE rowid NOT IN"
+            " (SELECT rowid FROM case_sketches WHERE scheme = ?)", (SKETCH_SCHEME,)
+        ).fetchall()
+        for rowid, data in rows:
+            self._add_sketch(rowid, case_from_dict(json.loads(data)))
+        return len(rows)
+
+    def sketches(self, rowids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """rowid -> (collapse sketch, bits set) of those of `rowids` that have one stored
+        under the current scheme (`storage.sketches`); a caller computes the others."""
+        if not rowids or not self._has_sketches:
+            return {}
+        marks = ",".join("?" * len(rowids))
+        rows = self._db.execute(
+            f"SELECT rowid, bits, sketch FROM case_sketches WHERE rowid IN ({marks})"
+            " AND scheme = ?", [*rowids, SKETCH_SCHEME])
+        return {rowid: (sketch_from_bytes(sketch), bits) for rowid, bits, sketch in rows}
+
+    @functools.cached_property
+    def _has_sketches(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                " AND name = 'case_sketches'").fetchone() is not None
 
     def stats(self) -> dict[str, Any]:
         by_source = dict(
