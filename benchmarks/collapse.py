@@ -14,8 +14,8 @@ alternating round by round:
 - warm: the same queries again with the caches as the previous pass left them.
 
 Reported per state: p50 of the whole search, of `gather` (embedding, both retrievers) and
-of the rest (fusion, collapse, reading the matches). The two indexes must return the same
-matches, duplicates and scores; the script stops otherwise.
+of collapse (reading or computing the candidates' sketches, then folding). The two
+indexes must return the same matches, duplicates and scores; the script stops otherwise.
 
 Writes `## Collapse sketches stored with the cases (issue 18)` of RESULTS.md.
 """
@@ -62,38 +62,59 @@ def without_sketches(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     generation = (target / CURRENT).read_text(encoding="utf-8").strip()
     db = sqlite3.connect(target / generation / CASES)
+    # Not vacuumed: both files keep the same layout of every other page.
     db.execute("DROP TABLE case_sketches")
     db.commit()
-    db.execute("VACUUM")
     db.close()
     return target
 
 
 def sqlite_bytes(folder: Path) -> int:
+    """The size of the generation's SQLite file once compacted (a dropped table leaves its
+    pages free in the file)."""
     generation = (folder / CURRENT).read_text(encoding="utf-8").strip()
-    return (folder / generation / CASES).stat().st_size
+    with tempfile.TemporaryDirectory() as scratch:
+        compact = Path(scratch) / CASES
+        db = sqlite3.connect(folder / generation / CASES)
+        db.execute("VACUUM INTO ?", (str(compact),))
+        db.close()
+        return compact.stat().st_size
 
 
-class GatherClock:
-    """Times `retrieve.gather` inside each search (the rest of a search is what differs)."""
+class StepClock:
+    """Times some of `casematch.search.retrieve`'s steps inside each search, by wrapping
+    the module's names for them."""
+
+    STEPS = (("gather", ("gather",)), ("collapse", ("sketches_of", "collapse")))
 
     def __init__(self) -> None:
-        self.seconds = 0.0
-        self._gather = retrieve.gather
+        self.seconds: dict[str, float] = {}
+        self._originals: dict[str, Any] = {}
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __enter__(self) -> StepClock:
+        for step, names in self.STEPS:
+            for name in names:
+                self._originals[name] = original = getattr(retrieve, name)
+                setattr(retrieve, name, functools.partial(self._timed, step, original))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name, original in self._originals.items():
+            setattr(retrieve, name, original)
+
+    def _timed(self, step: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            return self._gather(*args, **kwargs)
+            return function(*args, **kwargs)
         finally:
-            self.seconds += time.perf_counter() - started
+            self.seconds[step] = self.seconds.get(step, 0.0) + time.perf_counter() - started
 
 
 def empty_caches(index: CaseIndex) -> None:
     store = index.storage.store
-    with store._decoded_lock:
-        if store._decoded is not None:
-            store._decoded.clear()
+    for kept in (store._decoded, store._sketches):
+        if kept is not None:
+            kept.clear()
     collapse._cached_shingles.cache_clear()
 
 
@@ -101,31 +122,29 @@ def keep_caches() -> None:
     pass
 
 
-def one_pass(index: CaseIndex, queries: list[str], clock: GatherClock,
+def one_pass(index: CaseIndex, queries: list[str], clock: StepClock,
              before: Callable[[], None]) -> tuple[dict[str, float], list[Any]]:
-    whole, gather, answers = [], [], []
+    times: dict[str, list[float]] = {"search": [], "gather": [], "collapse": []}
+    answers = []
     for text in queries:
         before()
-        clock.seconds = 0.0
+        clock.seconds.clear()
         started = time.perf_counter()
         matches = index.search(text, 10)
-        whole.append((time.perf_counter() - started) * 1000)
-        gather.append(clock.seconds * 1000)
+        times["search"].append((time.perf_counter() - started) * 1000)
+        for step in ("gather", "collapse"):
+            times[step].append(clock.seconds[step] * 1000)
         answers.append([(m.case.id, m.duplicates, m.score) for m in matches])
-    rest = [w - g for w, g in zip(whole, gather, strict=True)]
-    return ({"search": statistics.median(whole), "gather": statistics.median(gather),
-             "rest": statistics.median(rest)}, answers)
+    return {part: statistics.median(values) for part, values in times.items()}, answers
 
 
 def measure(indexes: dict[str, CaseIndex], queries: list[str],
             rounds: int) -> dict[tuple[str, str], list[dict[str, float]]]:
-    clock = GatherClock()
-    retrieve.gather = clock
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    try:
-        for index in indexes.values():
-            for text in queries[:5]:
-                index.search(text, 10)
+    for index in indexes.values():
+        for text in queries[:5]:
+            index.search(text, 10)
+    with StepClock() as clock:
         for round_ in range(rounds):
             order = KINDS if round_ % 2 == 0 else KINDS[::-1]
             answers: dict[str, list[Any]] = {}
@@ -142,8 +161,6 @@ def measure(indexes: dict[str, CaseIndex], queries: list[str],
             print(f"round {round_ + 1}/{rounds}: " + "; ".join(
                 f"{kind} {state} {results[kind, state][-1]['search']:.2f} ms"
                 for kind in KINDS for state in STATES), file=sys.stderr)
-    finally:
-        retrieve.gather = clock._gather
     return results
 
 
@@ -162,18 +179,22 @@ def report(results: dict[tuple[str, str], list[dict[str, float]]], sizes: dict[s
         "The indexes alternate round by round; ms are medians over rounds of each round's "
         "p50. Both returned the same matches, duplicates and scores.",
         "",
-        "| caches | sketches | whole search | gather (embedding, retrievers) | the rest "
-        "(fusion, collapse, reading matches) | rest, stored / computed |",
+        "| caches | sketches | whole search | gather (embedding, retrievers) | collapse "
+        "(sketches, folding) | collapse, stored / computed |",
         "|---|---|---|---|---|---|",
     ]
     for state in STATES:
         for kind in KINDS:
-            ratio = median("stored", state, "rest") / median("computed", state, "rest")
+            ratio = median("stored", state, "collapse") / median("computed", state, "collapse")
             lines.append(
                 f"| {state} | {kind} | {median(kind, state, 'search'):.2f} | "
-                f"{median(kind, state, 'gather'):.2f} | {median(kind, state, 'rest'):.2f} | "
+                f"{median(kind, state, 'gather'):.2f} | {median(kind, state, 'collapse'):.2f} | "
                 + (f"**{ratio:.2f}** |" if kind == "stored" else "- |"))
     lines += [
+        "",
+        "`gather` does the same work on both indexes: the difference between its two "
+        "figures, and most of the whole search's, is this machine's round-to-round noise. "
+        "The collapse column is the step that differs.",
         "",
         f"SQLite file: {sizes['stored'] / 1e6:.2f} MB with sketches, "
         f"{sizes['computed'] / 1e6:.2f} MB without "

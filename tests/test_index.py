@@ -390,6 +390,26 @@ def test_every_case_is_stored_with_its_collapse_sketch(tmp_path: Path) -> None:
     assert raw == len(expected)  # the deleted case's sketch went with it
 
 
+def test_a_read_only_store_keeps_the_sketches_it_read_within_a_bound(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from casematch.storage import store as store_module
+
+    CaseIndex.build(INCIDENTS, tmp_path / "idx", encoder=FakeEncoder())
+    monkeypatch.setattr(store_module, "SKETCHES_KEPT", 4)
+    store = Generation.open(tmp_path / "idx").store
+    rowids = sorted(rowid for rowid, _ in store.hashes().values())
+    first = store.sketches(rowids[:3])
+    read: list[int] = []
+    reads = store._read_sketches
+    monkeypatch.setattr(store, "_read_sketches", lambda r: read.extend(r) or reads(r))
+    assert store.sketches(rowids[:3]) == first and read == []  # kept: no SQLite read
+    computed = _computed_sketches(store)
+    assert store.sketches(rowids[2:6]) == {r: computed[r] for r in rowids[2:6]}
+    assert read == rowids[3:6] and len(store._sketches or ()) == 4  # oldest went
+    assert store.sketches(rowids[:1]) == {rowids[0]: first[rowids[0]]}
+    assert read[-1:] == rowids[:1]
+
+
 def test_collapse_reads_stored_sketches_and_decodes_only_the_matches(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     index, _ = CaseIndex.build(INCIDENTS, tmp_path / "idx", encoder=FakeEncoder())

@@ -128,14 +128,14 @@ def test_a_read_only_store_keeps_decoded_cases_within_its_bound(
     # A third case evicts the oldest; every answer stays complete and correct.
     mixed = reader.cases_by_rowid([by_id["c"], by_id["a"]])
     assert {case.id for case in mixed.values()} == {"c", "a"}
-    assert len(reader._decoded or {}) == 2
+    assert len(reader._decoded or ()) == 2
     assert reader.cases_by_rowid([by_id["b"]])[by_id["b"]] == rowids["b"]
     assert reader.cases_by_rowid([]) == {}
     # One read of more cases than the bound (tune reads them all) answers all of them.
     fresh = CaseStore(tmp_path / "cases.sqlite")
     every = fresh.cases_by_rowid(sorted(by_id.values()))
     assert {case.id for case in every.values()} == {"a", "b", "c"}
-    assert len(fresh._decoded or {}) == 2
+    assert len(fresh._decoded or ()) == 2
 
 
 def test_a_store_being_written_never_serves_stale_cases(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ import functools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -85,6 +85,46 @@ CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts_vocab USING fts5vocab(cases_fts, 'r
 
 # Decoded cases a read-only store keeps: a few MB at most (a case's dict form is a few KB).
 DECODED_CASES = 2048
+# Collapse sketches a read-only store keeps (~0.6 KB each): a warm search reads none of
+# its ~40 from SQLite, whose pages would otherwise push FTS5's out of its page cache.
+SKETCHES_KEPT = 8192
+
+T = TypeVar("T")
+
+
+class _Kept(Generic[T]):
+    """Values a read-only store has read, by rowid: the same top cases come back query
+    after query. Oldest first out (dicts keep insertion order): a bounded memory. The
+    bound is read at each call (a module constant tests can lower)."""
+
+    def __init__(self, bound: Callable[[], int]) -> None:
+        self._items: dict[int, T] = {}
+        self._bound = bound
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(self, rowids: Sequence[int],
+            read: Callable[[Sequence[int]], dict[int, T]]) -> dict[int, T]:
+        """The value of each of `rowids` that has one: kept, or `read` (and kept)."""
+        items = self._items
+        found = {r: value for r in rowids if (value := items.get(r)) is not None}
+        if len(found) < len(rowids):
+            got = read([r for r in rowids if r not in found])
+            found.update(got)
+            # A read larger than the bound (every case, for `tune`) keeps only its last ones.
+            bound = self._bound()
+            keep = list(got.items())[-bound:]
+            with self._lock:
+                for _ in range(min(len(items), max(0, len(items) + len(keep) - bound))):
+                    del items[next(iter(items))]
+                items.update(keep)
+        return found
 
 
 class CaseStore:
@@ -92,11 +132,12 @@ class CaseStore:
 
     def __init__(self, path: Path, *, create: bool = False) -> None:
         self.path = path
-        # Decoded cases of a read-only store (an immutable generation), by rowid: the same
-        # top cases come back query after query, and decoding one costs ~25 us (a search
-        # reads ~40). A store being written never caches: its rows change.
-        self._decoded: dict[int, Case] | None = None if create else {}
-        self._decoded_lock = threading.Lock()
+        # What a read-only store (an immutable generation) has decoded, by rowid: decoding
+        # a case costs ~25-40 us. A store being written never keeps anything: its rows
+        # change.
+        self._decoded: _Kept[Case] | None = None if create else _Kept(lambda: DECODED_CASES)
+        self._sketches: _Kept[tuple[int, int]] | None = \
+            None if create else _Kept(lambda: SKETCHES_KEPT)
         if not create and not path.is_file():
             raise IndexFormatError(f"{path}: missing; the index is incomplete, rebuild it")
         uri = f"file:{path}?mode={'rwc' if create else 'ro'}"
@@ -323,21 +364,9 @@ class CaseStore:
     def cases_by_rowid(self, rowids: Sequence[int]) -> dict[int, Case]:
         if not rowids:
             return {}
-        cache = self._decoded
-        if cache is None:
+        if self._decoded is None:
             return self._read_cases(rowids)
-        found = {r: case for r in rowids if (case := cache.get(r)) is not None}
-        if len(found) < len(rowids):
-            read = self._read_cases([r for r in rowids if r not in found])
-            found.update(read)
-            # A read larger than the bound (every case, for `tune`) keeps only its last ones.
-            keep = list(read.items())[-DECODED_CASES:]
-            with self._decoded_lock:
-                # Oldest first out (dicts keep insertion order): a bounded memory.
-                for _ in range(min(len(cache), max(0, len(cache) + len(keep) - DECODED_CASES))):
-                    del cache[next(iter(cache))]
-                cache.update(keep)
-        return found
+        return self._decoded.get(rowids, self._read_cases)
 
     def _read_cases(self, rowids: Sequence[int]) -> dict[int, Case]:
         marks = ",".join("?" * len(rowids))
@@ -446,6 +475,11 @@ class CaseStore:
         under the current scheme (`storage.sketches`); a caller computes the others."""
         if not rowids or not self._has_sketches:
             return {}
+        if self._sketches is None:
+            return self._read_sketches(rowids)
+        return self._sketches.get(rowids, self._read_sketches)
+
+    def _read_sketches(self, rowids: Sequence[int]) -> dict[int, tuple[int, int]]:
         marks = ",".join("?" * len(rowids))
         rows = self._db.execute(
             f"SELECT rowid, bits, sketch FROM case_sketches WHERE rowid IN ({marks})"
