@@ -83,7 +83,7 @@ class Gathered(NamedTuple):
 def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters: Filters,
            options: SearchOptions) -> Gathered:
     """Up to `n` cases from each retriever, every one scored by both."""
-    allowed = _allowed_chunks(generation, filters)
+    allowed_cases, allowed = _allowed(generation, filters)
     if allowed is not None and len(allowed) == 0:
         return Gathered({}, 0)
     pending: Future[tuple[list[tuple[int, float]], int]] | None = None
@@ -91,11 +91,12 @@ def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters:
         # Drawn within the same filters as the dense side; `allowed is None` means no
         # filter narrows anything, so the lexical query needs no join either.
         where = filters.sql_args() if allowed is not None else {}
-        # The whole lexical side (query terms, lexicon, FTS5) runs beside the query
-        # embedding and FAISS: SQLite, ONNX Runtime and FAISS all release the GIL. Within
-        # the postings budget its matches are few, so the dense candidates' BM25 scores
-        # are looked up among them afterwards.
-        pending = _background().submit(_lexical_side, generation, text, options, where)
+        # The whole lexical side (query terms, lexicon, BM25) runs beside the query
+        # embedding and FAISS: SQLite, numpy, ONNX Runtime and FAISS all release the GIL.
+        # Within the postings budget its matches are few, so the dense candidates' BM25
+        # scores are looked up among them afterwards.
+        pending = _background().submit(_lexical_side, generation, text, options, where,
+                                       allowed_cases)
     query = _embed_query(encoder, text)
     dense: dict[int, float] = {}
     if options.mode != "lexical":
@@ -119,15 +120,23 @@ def gather(generation: Generation, encoder: Encoder, text: str, n: int, filters:
 
 
 def _lexical_side(generation: Generation, text: str, options: SearchOptions,
-                  where: dict[str, Any]) -> tuple[list[tuple[int, float]], int]:
+                  where: dict[str, Any], allowed: np.ndarray | None,
+                  ) -> tuple[list[tuple[int, float]], int]:
     """(rowid, BM25) of the cases matching the query's chosen terms, best first; and the
-    number of distinct terms in the query."""
+    number of distinct terms in the query. `where` (the filters as SQL arguments) and
+    `allowed` (the rowids they let through) are empty and None when nothing narrows."""
     store = generation.store
     all_terms = query_terms(text)
     chosen = select_terms(all_terms, store.document_frequencies)
-    expression = match_expression([t.raw for t in chosen])
-    rows = store.lexical_search(expression, weights=options.field_weights, **where) \
-        if expression else []
+    if not chosen:
+        return [], len(all_terms)
+    # The stored postings give FTS5's own scores at a fraction of bm25()'s cost; FTS5
+    # answers where they cannot (an older generation, a term in too many cases).
+    rows = store.bm25([t.stem for t in chosen], weights=options.field_weights,
+                      allowed=allowed)
+    if rows is None:
+        rows = store.lexical_search(match_expression([t.raw for t in chosen]),
+                                    weights=options.field_weights, **where)
     return rows, len(all_terms)
 
 
@@ -177,11 +186,14 @@ def _dense_for(generation: Generation, query: np.ndarray,
             for r, score in zip(np.asarray(rowids)[held].tolist(), best.tolist(), strict=True)}
 
 
-def _allowed_chunks(generation: Generation, filters: Filters) -> np.ndarray | None:
-    """Chunk ids a search may return, or None when every indexed chunk may be returned."""
+def _allowed(generation: Generation, filters: Filters,
+             ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """(case rowids, chunk ids) a search may return, or (None, None) when it may return
+    every indexed one."""
     if not filters.narrows and (generation.all_resolved or not filters.resolved_only):
-        return None
-    return generation.chunks.chunks_in(generation.store.filtered_rowids(**filters.sql_args()))
+        return None, None
+    rowids = generation.store.filtered_rowids(**filters.sql_args())
+    return rowids, generation.chunks.chunks_in(rowids)
 
 
 def _dense_scores(

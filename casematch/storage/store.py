@@ -18,6 +18,8 @@ import numpy as np
 
 from casematch.cases import Case, case_from_dict, case_to_dict
 from casematch.errors import IndexFormatError
+from casematch.storage import postings
+from casematch.storage.lexical import STEMMING_TOKENIZER
 from casematch.storage.sketches import (
     SKETCH_SCHEME,
     problem_shingles,
@@ -70,6 +72,11 @@ CREATE TABLE IF NOT EXISTS case_sketches (
     bits INTEGER NOT NULL,
     sketch BLOB NOT NULL
 );
+-- BM25 postings (storage.postings) of every term held by few enough cases, and what
+-- scoring them needs besides: the scheme, the FTS5 table's rows and tokens, and each
+-- case's length. Optional: a generation without them is scored by FTS5's bm25().
+CREATE TABLE IF NOT EXISTS postings (term TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS postings_meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 
 # Lexical side: one FTS5 row per case (rowid == cases.rowid), one column per field so that
@@ -138,6 +145,7 @@ class CaseStore:
         self._decoded: _Kept[Case] | None = None if create else _Kept(lambda: DECODED_CASES)
         self._sketches: _Kept[tuple[int, int]] | None = \
             None if create else _Kept(lambda: SKETCHES_KEPT)
+        self._postings_base = False
         if not create and not path.is_file():
             raise IndexFormatError(f"{path}: missing; the index is incomplete, rebuild it")
         uri = f"file:{path}?mode={'rwc' if create else 'ro'}"
@@ -152,6 +160,7 @@ class CaseStore:
             if create:
                 self._db.executescript(SCHEMA)
                 self._db.executescript(FTS_SCHEMA)
+                self._track_lexical_changes()
             # Also proves the file is a case store. Kept: counting again after the chunk
             # map has been read takes the pages back from disk (0.5 ms at 20,000 cases, half
             # of what the checks of `Generation.open` cost).
@@ -170,6 +179,31 @@ class CaseStore:
             "INSERT INTO cases_fts (rowid, title, problem, resolution) VALUES (?, ?, ?, ?)",
             (rowid, case.title, problem, case.resolution),
         )
+        if self._postings_base:
+            self._db.execute("INSERT INTO temp.lexical_changes (title, problem, resolution)"
+                             " VALUES (?, ?, ?)", (case.title, problem, case.resolution))
+
+    def _delete_fts(self, rowids: Sequence[int]) -> None:
+        marks = ",".join("?" * len(rowids))
+        if self._postings_base:
+            self._db.execute(
+                "INSERT INTO temp.lexical_changes (title, problem, resolution) SELECT title,"
+                f" problem, resolution FROM cases_fts WHERE rowid IN ({marks})", rowids)
+        self._db.execute(f"DELETE FROM cases_fts WHERE rowid IN ({marks})", rowids)
+
+    def _track_lexical_changes(self) -> None:
+        """A writer on a base generation with current postings rewrites only the postings
+        of the terms its changes touch: the text of every row it adds or deletes goes to
+        an FTS5 table in memory, whose vocabulary is those terms."""
+        meta = dict(self._db.execute("SELECT key, value FROM postings_meta"))
+        self._postings_base = meta.get("scheme") == postings.SCHEME
+        if self._postings_base:
+            self._db.executescript(
+                "CREATE VIRTUAL TABLE temp.lexical_changes USING fts5(title, problem,"
+                f""" resolution, tokenize="{STEMMING_TOKENIZER}");"""
+                "CREATE VIRTUAL TABLE temp.lexical_changed_terms"
+                " USING fts5vocab(temp, lexical_changes, 'row');"
+            )
 
     # ---- writing (only while a new generation is being built) ---------------------------
 
@@ -261,7 +295,7 @@ class CaseStore:
             [(rowid, tag) for tag in case.tags],
         )
         # The title may change without the hashed text changing (problem starts with it).
-        self._db.execute("DELETE FROM cases_fts WHERE rowid = ?", (rowid,))
+        self._delete_fts([rowid])
         self._add_fts(rowid, case)
         self._add_sketch(rowid, case)
         return True
@@ -339,7 +373,7 @@ class CaseStore:
         ]
         self._db.execute(f"DELETE FROM chunks WHERE case_rowid IN ({marks})", rowids)
         self._db.execute(f"DELETE FROM case_tags WHERE case_rowid IN ({marks})", rowids)
-        self._db.execute(f"DELETE FROM cases_fts WHERE rowid IN ({marks})", rowids)
+        self._delete_fts(rowids)
         self._db.execute(f"DELETE FROM case_sketches WHERE rowid IN ({marks})", rowids)
         self._db.execute("DELETE FROM case_inputs WHERE id IN (SELECT id FROM cases"
                          f" WHERE rowid IN ({marks}))", rowids)
@@ -457,6 +491,70 @@ class CaseStore:
             "CREATE TABLE lexicon (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
             "INSERT INTO lexicon SELECT term, doc FROM cases_fts_vocab;"
         )
+
+    def finish_postings(self) -> None:
+        """Before a generation is committed (after `finish_lexical`): the BM25 postings of
+        every term its changes touched, or of every term when the base generation had no
+        current postings; and the table's rows, tokens and case lengths."""
+        db = self._db
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.cases_fts_instance"
+                   " USING fts5vocab(main, cases_fts, 'instance')")
+        if self._postings_base:
+            touched = "SELECT term FROM temp.lexical_changed_terms"
+            db.execute(f"DELETE FROM postings WHERE term IN ({touched})")
+        else:
+            touched = "SELECT term FROM lexicon"
+            db.execute("DELETE FROM postings")
+        # One pass over the touched terms' instances (FTS5 seeks each term).
+        rows = db.execute(
+            "SELECT term, doc, col, count(*) FROM temp.cases_fts_instance WHERE term IN"
+            f" (SELECT term FROM lexicon WHERE df <= ? AND term IN ({touched}))"
+            " GROUP BY term, doc, col", (postings.MAX_DF,)).fetchall()
+        db.executemany("INSERT INTO postings (term, data) VALUES (?, ?)", postings.grouped(rows))
+        # What bm25() reads besides: FTS5's averages record (rows, then each column's
+        # tokens) and each row's size record (its tokens in each column).
+        record = db.execute("SELECT block FROM cases_fts_data WHERE id = 1").fetchone()
+        averages = postings.varints(record[0]) if record else []
+        averages = averages or [0]  # an empty table may have no averages yet
+        sizes = db.execute("SELECT id, sz FROM cases_fts_docsize").fetchall()
+        lengths = np.zeros(max((r for r, _ in sizes), default=0) + 1, dtype=np.int32)
+        for rowid, size in sizes:
+            lengths[rowid] = sum(postings.varints(size))
+        db.executemany("INSERT OR REPLACE INTO postings_meta (key, value) VALUES (?, ?)", [
+            ("scheme", postings.SCHEME), ("rows", averages[0]), ("tokens", sum(averages[1:])),
+            ("lengths", lengths.tobytes())])
+
+    def bm25(self, terms: Sequence[str], *, weights: Sequence[float],
+             allowed: np.ndarray | None = None) -> list[tuple[int, float]] | None:
+        """As `lexical_search` for `match_expression` over these (stemmed) terms, scored
+        from the stored postings; None where they cannot answer (a generation without
+        current postings, or a term held by too many cases to have any): ask FTS5.
+        `allowed`: the rowids the filters let through (None: every case)."""
+        stats = self._postings_stats
+        if stats is None:
+            return None
+        if not terms:
+            return []
+        marks = ",".join("?" * len(terms))
+        found = dict(self._db.execute(
+            f"SELECT term, data FROM postings WHERE term IN ({marks})", list(terms)))
+        if len(found) < len(set(terms)):
+            return None
+        rows, tokens, lengths = stats
+        rowids, scores = postings.bm25([postings.unpack(found[t]) for t in terms], weights,
+                                       rows, tokens, lengths, allowed)
+        return list(zip(rowids.tolist(), scores.tolist(), strict=True))
+
+    @functools.cached_property
+    def _postings_stats(self) -> tuple[int, int, np.ndarray] | None:
+        try:
+            meta = dict(self._db.execute("SELECT key, value FROM postings_meta"))
+        except sqlite3.OperationalError:  # written before postings were kept
+            return None
+        if meta.get("scheme") != postings.SCHEME:
+            return None
+        lengths = np.frombuffer(meta["lengths"], dtype=np.int32).astype(np.float64)
+        return int(meta["rows"]), int(meta["tokens"]), lengths
 
     def finish_sketches(self) -> int:
         """Before a generation is committed: store the sketch of every case without one

@@ -265,6 +265,7 @@ class IndexWriter:
                 f"{self._vectors.ntotal} vectors; nothing was written"
             )
         self._store.finish_lexical()
+        self._store.finish_postings()
         self._store.finish_sketches()
         self._store.commit()
         self._store.close()
