@@ -87,15 +87,7 @@ class StepTime:
 
 
 def build(root: Path, size: int, base: np.ndarray, texts: list[str]) -> dict[str, float]:
-    data = scale.synthetic(base, size)
-    cases, table = [], {}
-    for number in range(size):
-        text = texts[number % len(texts)]
-        problem = text if number < len(texts) else f"{text}\n\n(case {number})"
-        case = Case(id=f"bench:{number}", problem=problem, resolved=True,
-                    resolution="See the thread.")
-        cases.append(case)
-        table[case.search_text()] = data[number]
+    cases, table = scale.bench_cases(size, base, texts)
     encoder = AnyText(table)
     with StepTime("finish_postings") as step:
         started = time.perf_counter()

@@ -255,9 +255,10 @@ class StepTimer:
         return {n: statistics.median(q.get(n, 0.0) for q in self.queries) for n in names}
 
 
-def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str],
-               repeat: int, hybrid_limit: int) -> dict[str, Any]:
-    """A real index directory of `size` cases, searched through `CaseIndex.search()`."""
+def bench_cases(size: int, base: np.ndarray,
+                texts: list[str]) -> tuple[list[Case], dict[str, np.ndarray]]:
+    """`size` cases of the real `texts`, cycled, and each one's vector (synthetic, from
+    `base`) by its search text, for a `LookupEncoder`."""
     data = synthetic(base, size)
     cases, table = [], {}
     for number in range(size):
@@ -268,6 +269,13 @@ def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str]
                     resolution="See the thread.")
         cases.append(case)
         table[case.search_text()] = data[number]
+    return cases, table
+
+
+def end_to_end(size: int, base: np.ndarray, texts: list[str], queries: list[str],
+               repeat: int, hybrid_limit: int) -> dict[str, Any]:
+    """A real index directory of `size` cases, searched through `CaseIndex.search()`."""
+    cases, table = bench_cases(size, base, texts)
     encoder = LookupEncoder(table)
     with tempfile.TemporaryDirectory(prefix="casematch-scale-") as tmp:
         started = time.perf_counter()
