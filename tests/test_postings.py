@@ -160,3 +160,20 @@ def test_a_generation_without_postings_searches_through_fts5_the_same(tmp_path: 
         writer.commit()
     store = Generation.open(root).store
     assert _assert_fts5_scores(store, ["badge vpn error", "host restarted"]) == 8
+
+
+def test_damaged_postings_give_a_clear_error_naming_the_file(tmp_path: Path) -> None:
+    from casematch.errors import IndexFormatError
+
+    cases = [make_case("a", "vpn tunnel drops", "raised the lifetime"),
+             make_case("b", "printer jams", "replaced the fuser")]
+    index, _ = CaseIndex.build(cases, tmp_path / "idx", encoder=FakeEncoder())
+    path = tmp_path / "idx" / index.generation / "cases.sqlite"
+    index.close()
+    for damage in (b"\x01\x02\x03", np.array([99], np.int32).tobytes() + bytes(6)):
+        with sqlite3.connect(path) as db:  # a torn blob; a case the index does not hold
+            db.execute("UPDATE postings SET data = ? WHERE term = 'vpn'", (damage,))
+        db.close()
+        with CaseIndex.open(tmp_path / "idx", encoder=FakeEncoder()) as opened, \
+                pytest.raises(IndexFormatError, match=r"cases\.sqlite: damaged BM25 postings"):
+            opened.search("vpn tunnel", k=1)

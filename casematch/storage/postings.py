@@ -45,9 +45,13 @@ def pack(rowids: np.ndarray, counts: np.ndarray) -> bytes:
     return rowids.astype(np.int32).tobytes() + clipped.tobytes()
 
 
-def unpack(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    n = len(data) // (4 + 2 * len(COLUMNS))
+def unpack(data: bytes, *, cases: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rowids, counts) of `pack`; ValueError where `data` is not postings of rowids below
+    `cases` (the length of the lengths array)."""
+    n, extra = divmod(len(data), 4 + 2 * len(COLUMNS))
     rowids = np.frombuffer(data, np.int32, n)
+    if extra or (n and (int(rowids.min()) < 0 or int(rowids.max()) >= cases)):
+        raise ValueError(f"a blob of {len(data)} bytes does not hold postings")
     counts = np.frombuffer(data, np.uint16, n * len(COLUMNS), 4 * n).reshape(n, len(COLUMNS))
     return rowids, counts
 

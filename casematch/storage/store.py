@@ -541,8 +541,12 @@ class CaseStore:
         if len(found) < len(set(terms)):
             return None
         rows, tokens, lengths = stats
-        rowids, scores = postings.bm25([postings.unpack(found[t]) for t in terms], weights,
-                                       rows, tokens, lengths, allowed)
+        try:
+            held = [postings.unpack(found[t], cases=len(lengths)) for t in terms]
+        except ValueError as exc:
+            raise IndexFormatError(f"{self.path}: damaged BM25 postings ({exc}); rebuild the "
+                                   "index (`casematch reindex --full`)") from exc
+        rowids, scores = postings.bm25(held, weights, rows, tokens, lengths, allowed)
         return list(zip(rowids.tolist(), scores.tolist(), strict=True))
 
     @functools.cached_property
