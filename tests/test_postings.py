@@ -177,3 +177,14 @@ def test_damaged_postings_give_a_clear_error_naming_the_file(tmp_path: Path) -> 
         with CaseIndex.open(tmp_path / "idx", encoder=FakeEncoder()) as opened, \
                 pytest.raises(IndexFormatError, match=r"cases\.sqlite: damaged BM25 postings"):
             opened.search("vpn tunnel", k=1)
+
+
+def test_an_index_with_no_cases_commits_and_searches(tmp_path: Path) -> None:
+    # An FTS5 table with no rows may have no averages record yet.
+    with IndexWriter(tmp_path / "idx", FakeEncoder()) as writer:
+        writer.commit()
+    store = Generation.open(tmp_path / "idx").store
+    assert store._postings_stats is not None and store._postings_stats[:2] == (0, 0)
+    assert store.bm25(["vpn"], weights=(1, 1, 1)) is None  # no postings: FTS5 answers
+    with CaseIndex.open(tmp_path / "idx", encoder=FakeEncoder()) as index:
+        assert index.search("vpn tunnel", k=3) == []
