@@ -108,7 +108,8 @@ def bm25(postings: Sequence[tuple[np.ndarray, np.ndarray]], weights: Sequence[fl
 
     `postings`: each term's (rowids, counts); `rows`, `tokens`: the FTS5 table's row count
     and total tokens; `lengths[rowid]`: a case's tokens over all columns. `allowed`
-    (sorted rowids) keeps only those cases; IDF and average length stay the whole table's.
+    (rowids, any order) keeps only those cases; IDF and average length stay the whole
+    table's.
     """
     if not postings or rows == 0:
         return np.empty(0, np.int64), np.empty(0)
